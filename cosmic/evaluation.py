@@ -1,0 +1,82 @@
+"""Evaluate every saved model on one split: metrics, paired tests, curves and throughput."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from cosmic import metrics as M
+from cosmic.packing import Arrays
+from cosmic.tta import predict_proba
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelEval:
+    """Predictions of one model on one split and the metrics derived from them."""
+
+    name: str
+    p: np.ndarray
+    p_tta: np.ndarray | None
+    metrics: dict
+
+
+def evaluate_model(name: str, model, data: Arrays, class_names: tuple[str, str], *, tta: int, batch_size: int,
+                   bootstrap_resamples: int, ci_level: float, calibration_bins: int, seed: int) -> ModelEval:
+    """All metrics of one model on one split, plain and (with tta=8) with test-time augmentation.
+
+    The bootstrap resamples images with a seed shared by every model, so their intervals
+    come from the same resamples.
+    """
+    y = data.labels.astype(int)
+
+    def block(p: np.ndarray) -> dict:
+        m = M.classification_metrics(y, p, class_names, n_bins=calibration_bins)
+        low, high = M.bootstrap_ci(y, (p > 0.5).astype(int), n_resamples=bootstrap_resamples, level=ci_level,
+                                   seed=seed)
+        m["accuracy_ci"] = {"low": low, "high": high, "level": ci_level}
+        return m
+
+    p = predict_proba(model, data.images, tta=1, batch_size=batch_size)
+    result = block(p)
+    p_tta = None
+    if tta > 1:
+        p_tta = predict_proba(model, data.images, tta=tta, batch_size=batch_size)
+        result["tta"] = {"views": tta, **block(p_tta)}
+    log.info("%s: accuracy %.4f [%s, %s], AUC %s", name, result["accuracy"], result["accuracy_ci"]["low"],
+             result["accuracy_ci"]["high"], result["roc_auc"])
+    return ModelEval(name, p, p_tta, result)
+
+
+def pairwise_mcnemar(evals: list[ModelEval], labels: np.ndarray) -> dict:
+    """McNemar test between every pair of models on the same images ("a_vs_b" -> result)."""
+    out = {}
+    for a, b in itertools.combinations(evals, 2):
+        correct_a = (a.p > 0.5).astype(int) == labels
+        correct_b = (b.p > 0.5).astype(int) == labels
+        out[f"{a.name}_vs_{b.name}"] = M.mcnemar(correct_a, correct_b)
+    return out
+
+
+def inference_throughput(model, images: np.ndarray, batch_size: int, repeats: int = 3) -> float:
+    """Images per second of plain prediction on this machine (best of `repeats` after a warm-up)."""
+    sample = np.asarray(images[: max(batch_size, min(len(images), 4 * batch_size))], np.float32)
+    model.predict_on_batch(sample[:batch_size])
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(sample), batch_size):
+            model.predict_on_batch(sample[i:i + batch_size])
+        best = max(best, len(sample) / (time.perf_counter() - start))
+    return round(best, 1)
+
+
+def confusion_rows(labels: np.ndarray, p: np.ndarray, class_names: tuple[str, str]) -> list[dict]:
+    """One {actual, predicted} row per image, for DVC's confusion template."""
+    pred = (p > 0.5).astype(int)
+    return [{"actual": class_names[a], "predicted": class_names[b]} for a, b in zip(labels.astype(int), pred)]

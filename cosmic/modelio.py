@@ -1,0 +1,71 @@
+"""Save Keras models reproducibly, with the preprocessing they expect recorded inside the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import keras
+
+from cosmic.imageops import crop_fraction
+
+PREPROCESSING_ENTRY = "cosmic_preprocessing.json"
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def preprocessing_record(crop_size: int, image_size: int, class_names: tuple[str, str]) -> dict:
+    """What a saved model expects: the centre crop (in 424-px Kaggle pixels and as a fraction)."""
+    return {"crop_size": crop_size, "crop_fraction": crop_fraction(crop_size), "image_size": image_size,
+            "input_range": [0, 255], "class_names": list(class_names), "output": f"p({class_names[1]})"}
+
+
+def save_model(model: keras.Model, path: Path | str, preprocessing: dict) -> None:
+    """Save a .keras file byte-identically for identical weights, with the preprocessing inside.
+
+    Keras stamps the save date into metadata.json and the zip entries; both are fixed here
+    so a re-run that produces the same weights produces the same file (and dvc.lock hash).
+    The extra JSON entry is ignored by `keras.models.load_model`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        raw = Path(tmp) / "raw.keras"
+        model.save(raw)
+        out = Path(tmp) / "out.keras"
+        with zipfile.ZipFile(raw) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+            for name in sorted(src.namelist()):
+                data = src.read(name)
+                if name == "metadata.json":
+                    meta = json.loads(data)
+                    meta.pop("date_saved", None)
+                    data = json.dumps(meta, sort_keys=True).encode()
+                dst.writestr(zipfile.ZipInfo(name, _FIXED_DATE), data, zipfile.ZIP_DEFLATED)
+            dst.writestr(zipfile.ZipInfo(PREPROCESSING_ENTRY, _FIXED_DATE),
+                         json.dumps(preprocessing, sort_keys=True, indent=2).encode(), zipfile.ZIP_DEFLATED)
+        os.replace(out, path)
+
+
+def read_preprocessing(path: Path | str) -> dict:
+    """Read the preprocessing a saved model expects.
+
+    Raises:
+        ValueError: naming the file if it is not a Cosmic Classifier .keras model.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return json.loads(zf.read(PREPROCESSING_ENTRY))
+    except (zipfile.BadZipFile, KeyError, OSError) as e:
+        raise ValueError(f"{path}: not a Cosmic Classifier .keras model with a preprocessing record ({e})") \
+            from None
+
+
+def load_model(path: Path | str) -> tuple[keras.Model, dict]:
+    """Load a saved model (no custom objects needed) and its preprocessing record."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    pre = read_preprocessing(path)
+    return keras.models.load_model(path, compile=False), pre

@@ -1,0 +1,86 @@
+"""One functional-API builder per architecture; every model takes raw RGB pixels in [0, 255]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+from keras import layers
+
+
+def build_baseline(image_size: int, filters: tuple[int, ...] = (32, 64, 128), kernel_size: int = 3,
+                   dense_units: int = 128, dropout: float = 0.5, name: str = "baseline_cnn") -> keras.Model:
+    """The reference's custom CNN: Conv2D+MaxPooling blocks, then a dense head with dropout.
+
+    Args:
+        image_size: side of the square RGB input, pixels in [0, 255].
+        filters: filters of each Conv2D block (one block per entry).
+        kernel_size: Conv2D kernel side.
+        dense_units: units of the hidden dense layer.
+        dropout: dropout rate before the output.
+        name: model name.
+
+    Returns:
+        An uncompiled model with one sigmoid output, p(spiral).
+    """
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = layers.Rescaling(1.0 / 255, name="scale_0_1")(inputs)
+    for i, f in enumerate(filters, start=1):
+        x = layers.Conv2D(f, kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = layers.MaxPooling2D(name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_spiral")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dropout: float = 0.2,
+                   weights: str | Path | None = None,
+                   name: str = "transfer_mobilenetv2") -> tuple[keras.Model, keras.Model]:
+    """MobileNetV2 (no top) + GlobalAveragePooling + Dropout + Dense, base frozen.
+
+    Resizing to `input_size` and MobileNetV2's own scaling to [-1, 1] happen inside the
+    model, so it takes the same [0, 255] input as every other model.
+
+    Args:
+        image_size: side of the square RGB input.
+        input_size: side MobileNetV2 sees (ImageNet weights exist for 96/128/160/192/224).
+        alpha: MobileNetV2 width multiplier.
+        dropout: dropout rate before the output.
+        weights: None for random initialisation, or the path of a no-top .h5 weights file
+            (see `cosmic.weights.resolve_mobilenet_weights`).
+        name: model name.
+
+    Returns:
+        (model, base): the uncompiled model and its MobileNetV2 base, for fine-tuning.
+    """
+    base = keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), alpha=alpha,
+                                          include_top=False, weights=None if weights is None else str(weights))
+    base.trainable = False
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = inputs
+    if input_size != image_size:
+        x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(x)
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenet_preprocess")(x)
+    # training=False keeps BatchNorm in inference mode even when the base is unfrozen.
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="p_spiral")(x)
+    return keras.Model(inputs, outputs, name=name), base
+
+
+def unfreeze_top(base: keras.Model, n_layers: int) -> int:
+    """Make the top `n_layers` of the base trainable, keeping every BatchNormalization frozen.
+
+    Returns:
+        The number of layers made trainable.
+    """
+    base.trainable = True
+    cut = max(len(base.layers) - n_layers, 0)
+    n = 0
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)
+        n += layer.trainable
+    return n

@@ -1,0 +1,90 @@
+"""Pack the images of a split into memory-mappable .npy arrays after crop + resize."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from cosmic.imageops import crop_fraction, load_crop_resize
+
+IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
+META = "meta.json"
+
+
+class Arrays(NamedTuple):
+    """One split: images (n, s, s, 3) uint8 (memory-mapped), labels (n,) uint8, GalaxyIDs (n,) int64."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+
+def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size: int,
+               chunk_size: int = 256, workers: int = 2) -> int:
+    """Decode, crop and resize a split's images into out_dir/{images,labels,ids}.npy.
+
+    Images are written chunk by chunk into a memory-mapped file, so memory stays bounded
+    by `chunk_size` images whatever the split size. Files are written under a temporary
+    name and renamed at the end, so an interrupted run leaves no complete-looking array.
+
+    Returns:
+        The number of images written.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = len(manifest)
+    tmp = out_dir / (IMAGES + ".partial")
+    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3))
+    load = partial(load_crop_resize, fraction=crop_fraction(crop_size), size=image_size)
+    paths = manifest["image_path"].tolist()
+    pool = ProcessPoolExecutor(workers) if workers > 1 and n > chunk_size else None
+    try:
+        for start in range(0, n, chunk_size):
+            batch = paths[start:start + chunk_size]
+            decoded = pool.map(load, batch, chunksize=16) if pool else map(load, batch)
+            images[start:start + len(batch)] = np.stack(list(decoded))
+    finally:
+        if pool:
+            pool.shutdown()
+    images.flush()
+    del images
+    np.save(out_dir / LABELS, manifest["label"].to_numpy(np.uint8))
+    np.save(out_dir / IDS, manifest["GalaxyID"].to_numpy(np.int64))
+    os.replace(tmp, out_dir / IMAGES)
+    return n
+
+
+def write_meta(out_dir: Path, crop_size: int, image_size: int, class_names: tuple[str, str],
+               counts: dict[str, int]) -> None:
+    """Record the preprocessing the arrays were made with."""
+    meta = {"crop_size": crop_size, "image_size": image_size, "class_names": list(class_names),
+            "counts": counts}
+    (Path(out_dir) / META).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_meta(processed_dir: Path) -> dict:
+    """Read the preprocessing record written by `write_meta`."""
+    path = Path(processed_dir) / META
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the preprocess stage first (dvc repro preprocess)")
+    return json.loads(path.read_text())
+
+
+def load_split(processed_dir: Path, split: str) -> Arrays:
+    """Open a packed split; images are memory-mapped, not read into memory.
+
+    Raises:
+        FileNotFoundError: naming the missing array file.
+    """
+    d = Path(processed_dir) / split
+    for name in (IMAGES, LABELS, IDS):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"{d / name} not found: run the preprocess stage first")
+    return Arrays(np.load(d / IMAGES, mmap_mode="r"), np.load(d / LABELS), np.load(d / IDS))

@@ -1,0 +1,407 @@
+"""Read and validate params.yaml once, at the edge, into frozen dataclasses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from cosmic.kaggle_format import IMAGE_SIZE
+
+PARAMS_FILE = Path("params.yaml")
+TUNERS = ("random", "bayesian", "hyperband")
+
+
+class ParamError(ValueError):
+    """A value in params.yaml is missing or invalid."""
+
+
+def load(path: Path | str = PARAMS_FILE) -> dict:
+    """Load the raw params mapping from a YAML file.
+
+    Raises:
+        ParamError: if the file is missing or is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError(f"{path}: params file not found (run from the repository root)")
+    with path.open() as f:
+        raw = yaml.safe_load(f)
+    if not isinstance(raw, dict):
+        raise ParamError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+class _Section:
+    """Typed access to one params section; every error names the full key."""
+
+    def __init__(self, raw: Mapping[str, Any], name: str):
+        value = raw.get(name) if isinstance(raw, Mapping) else None
+        if not isinstance(value, Mapping):
+            raise ParamError(f"params.yaml: section '{name}' is missing or not a mapping")
+        self.raw, self.name = value, name
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}"
+
+    def get(self, key: str) -> Any:
+        if key not in self.raw:
+            raise ParamError(f"params.yaml: '{self.key(key)}' is missing")
+        return self.raw[key]
+
+    def fail(self, key: str, value: Any, expected: str) -> ParamError:
+        return ParamError(f"params.yaml: '{self.key(key)}' is {value!r}; expected {expected}")
+
+    def integer(self, key: str, low: int | None = None, high: int | None = None) -> int:
+        v = self.get(key)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(key, v, "an integer")
+        if (low is not None and v < low) or (high is not None and v > high):
+            raise self.fail(key, v, f"an integer in [{low}, {high if high is not None else 'inf'}]")
+        return v
+
+    def number(self, key: str, low: float | None = None, high: float | None = None,
+               low_open: bool = False) -> float:
+        v = self.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise self.fail(key, v, "a finite number")
+        if (low is not None and (v < low or (low_open and v == low))) or (high is not None and v > high):
+            lo = "(" if low_open else "["
+            raise self.fail(key, v, f"a number in {lo}{low}, {high if high is not None else 'inf'}]")
+        return float(v)
+
+    def boolean(self, key: str) -> bool:
+        v = self.get(key)
+        if not isinstance(v, bool):
+            raise self.fail(key, v, "true or false")
+        return v
+
+    def choice(self, key: str, options: tuple[str, ...]) -> str:
+        v = self.get(key)
+        if v not in options:
+            raise self.fail(key, v, "one of " + ", ".join(options))
+        return v
+
+    def string(self, key: str) -> str:
+        v = self.get(key)
+        if not isinstance(v, str) or not v:
+            raise self.fail(key, v, "a non-empty string")
+        return v
+
+    def int_list(self, key: str, low: int = 1) -> tuple[int, ...]:
+        v = self.get(key)
+        if (not isinstance(v, list) or not v
+                or any(isinstance(x, bool) or not isinstance(x, int) or x < low for x in v)):
+            raise self.fail(key, v, f"a non-empty list of integers >= {low}")
+        return tuple(v)
+
+
+def _section(raw: Mapping[str, Any], name: str) -> _Section:
+    return _Section(raw, name)
+
+
+def _nested(parent: _Section, key: str) -> _Section:
+    return _Section({parent.key(key): parent.get(key)}, parent.key(key))
+
+
+@dataclass(frozen=True)
+class Base:
+    seed: int
+    crop_size: int
+    image_size: int
+    class_names: tuple[str, str]
+    deterministic: bool
+
+
+def base(raw: Mapping[str, Any]) -> Base:
+    """Validate the `base` section."""
+    s = _section(raw, "base")
+    crop = s.integer("crop_size", 8, IMAGE_SIZE)
+    size = s.integer("image_size", 8, 1024)
+    if size > crop:
+        raise ParamError(
+            f"params.yaml: 'base.image_size' is {size} but 'base.crop_size' is {crop}; "
+            "the model input cannot be larger than the crop it is resized from"
+        )
+    names = s.get("class_names")
+    if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n for n in names)
+            and names[0] != names[1]):
+        raise s.fail("class_names", names, "two distinct names, [elliptical-like, spiral-like]")
+    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"))
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    n_images: int
+    seed: int
+    workers: int
+
+
+@dataclass(frozen=True)
+class Fetch:
+    source: str
+    kaggle_dir: Path
+    synthetic: Synthetic
+
+
+def fetch(raw: Mapping[str, Any]) -> Fetch:
+    """Validate the `fetch` section."""
+    s = _section(raw, "fetch")
+    syn = _nested(s, "synthetic")
+    return Fetch(
+        source=s.choice("source", ("synthetic", "kaggle")),
+        kaggle_dir=Path(s.string("kaggle_dir")),
+        synthetic=Synthetic(syn.integer("n_images", 1), syn.integer("seed", 0, 2**31 - 1),
+                            syn.integer("workers", 1, 256)),
+    )
+
+
+@dataclass(frozen=True)
+class Filter:
+    threshold: float
+    on_invalid: str
+    check_images: bool
+    n_sample_images: int
+
+
+def filter_(raw: Mapping[str, Any]) -> Filter:
+    """Validate the `filter` section."""
+    s = _section(raw, "filter")
+    t = s.number("threshold", 0.5, 1.0)
+    if t >= 1.0:
+        raise s.fail("threshold", t, "a number in [0.5, 1) (a fraction must exceed it)")
+    return Filter(t, s.choice("on_invalid", ("drop", "error")), s.boolean("check_images"),
+                  s.integer("n_sample_images", 0, 64))
+
+
+@dataclass(frozen=True)
+class Split:
+    train: float
+    val: float
+    test: float
+
+
+def split(raw: Mapping[str, Any]) -> Split:
+    """Validate the `split` section: three fractions in (0, 1) summing to 1."""
+    s = _section(raw, "split")
+    fr = {k: s.number(k, 0.0, 1.0, low_open=True) for k in ("train", "val", "test")}
+    total = sum(fr.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ParamError(
+            f"params.yaml: split fractions train={fr['train']}, val={fr['val']}, test={fr['test']} "
+            f"sum to {total:g}; expected 1"
+        )
+    return Split(**fr)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    chunk_size: int
+
+
+def preprocess(raw: Mapping[str, Any]) -> Preprocess:
+    """Validate the `preprocess` section."""
+    return Preprocess(_section(raw, "preprocess").integer("chunk_size", 1))
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Settings shared by every training stage's fit."""
+
+    batch_size: int
+    epochs: int
+    patience: int
+    learning_rate: float
+    class_weight: bool
+
+
+def _fit(s: _Section, learning_rate: float | None = None) -> Fit:
+    return Fit(
+        batch_size=s.integer("batch_size", 1, 4096),
+        epochs=s.integer("epochs", 1),
+        patience=s.integer("patience", 1),
+        learning_rate=learning_rate if learning_rate is not None else s.number("learning_rate", 0, 1, True),
+        class_weight=s.boolean("class_weight"),
+    )
+
+
+@dataclass(frozen=True)
+class CNN:
+    """Arguments of `models.build_baseline`."""
+
+    filters: tuple[int, ...]
+    kernel_size: int
+    dense_units: int
+    dropout: float
+
+
+@dataclass(frozen=True)
+class TrainBaseline:
+    cnn: CNN
+    fit: Fit
+    augment: str
+
+
+def train_baseline(raw: Mapping[str, Any]) -> TrainBaseline:
+    """Validate the `train_baseline` section."""
+    s = _section(raw, "train_baseline")
+    cnn = CNN(s.int_list("filters"), s.integer("kernel_size", 1, 15), s.integer("dense_units", 1),
+              s.number("dropout", 0.0, 0.95))
+    return TrainBaseline(cnn, _fit(s), s.choice("augment", ("none", "basic")))
+
+
+@dataclass(frozen=True)
+class TrainTransfer:
+    input_size: int
+    weights: str
+    on_missing_weights: str
+    alpha: float
+    dropout: float
+    head_epochs: int
+    fine_tune_layers: int
+    fine_tune_lr: float
+    fine_tune_epochs: int
+    fit: Fit
+    augment: str
+
+
+MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+
+
+def train_transfer(raw: Mapping[str, Any]) -> TrainTransfer:
+    """Validate the `train_transfer` section."""
+    s = _section(raw, "train_transfer")
+    alpha = s.number("alpha", 0.0, 2.0, True)
+    if alpha not in MOBILENET_ALPHAS:
+        raise s.fail("alpha", alpha, "one of " + ", ".join(map(str, MOBILENET_ALPHAS)))
+    head_epochs = s.integer("head_epochs", 1)
+    fine_tune_epochs = s.integer("fine_tune_epochs", 0)
+    fit = Fit(s.integer("batch_size", 1, 4096), head_epochs + fine_tune_epochs, s.integer("patience", 1),
+              s.number("learning_rate", 0, 1, True), s.boolean("class_weight"))
+    return TrainTransfer(
+        input_size=s.integer("input_size", 32, 512),
+        weights=s.string("weights"),
+        on_missing_weights=s.choice("on_missing_weights", ("random", "error")),
+        alpha=alpha,
+        dropout=s.number("dropout", 0.0, 0.95),
+        head_epochs=head_epochs,
+        fine_tune_layers=s.integer("fine_tune_layers", 0),
+        fine_tune_lr=s.number("fine_tune_lr", 0, 1, True),
+        fine_tune_epochs=fine_tune_epochs,
+        fit=fit,
+        augment=s.choice("augment", ("none", "basic")),
+    )
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Probabilities and strengths of the albumentations pipeline."""
+
+    flip_p: float
+    rotate_p: float
+    rotate_limit: float
+    brightness_contrast_p: float
+    brightness_limit: float
+    contrast_limit: float
+    noise_p: float
+    noise_std: tuple[float, float]
+
+
+def _augment(s: _Section) -> Augment:
+    a = _nested(s, "augment")
+    noise = a.get("noise_std")
+    if not (isinstance(noise, list) and len(noise) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in noise)
+            and 0 <= noise[0] <= noise[1] <= 1):
+        raise a.fail("noise_std", noise, "[low, high] with 0 <= low <= high <= 1")
+    return Augment(
+        flip_p=a.number("flip_p", 0, 1), rotate_p=a.number("rotate_p", 0, 1),
+        rotate_limit=a.number("rotate_limit", 0, 180),
+        brightness_contrast_p=a.number("brightness_contrast_p", 0, 1),
+        brightness_limit=a.number("brightness_limit", 0, 1), contrast_limit=a.number("contrast_limit", 0, 1),
+        noise_p=a.number("noise_p", 0, 1), noise_std=(float(noise[0]), float(noise[1])),
+    )
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    filters: tuple[tuple[int, ...], ...]
+    dense_units: tuple[int, ...]
+    dropout: tuple[float, float, float]
+    learning_rate: tuple[float, float]
+    lr_sampling: str
+
+
+@dataclass(frozen=True)
+class Tune:
+    tuner: str
+    max_trials: int
+    epochs_per_trial: int
+    objective: str
+    kernel_size: int
+    space: SearchSpace
+    fit: Fit
+    augment: Augment
+
+
+def tune(raw: Mapping[str, Any]) -> Tune:
+    """Validate the `tune` section (its augmentation is `train_optimized.augment`, shared)."""
+    s = _section(raw, "tune")
+    sp = _nested(s, "space")
+    blocks = sorted(k for k in sp.raw if k.startswith("filters_block"))
+    if not blocks:
+        raise ParamError("params.yaml: 'tune.space' needs at least one 'filters_block<N>' list")
+    filters = tuple(sp.int_list(k) for k in blocks)
+    dr, lr = _nested(sp, "dropout"), _nested(sp, "learning_rate")
+    d = (dr.number("min", 0, 0.95), dr.number("max", 0, 0.95), dr.number("step", 0, 1, True))
+    if d[0] > d[1]:
+        raise dr.fail("min", d[0], f"<= {dr.name}.max ({d[1]})")
+    lrs = (lr.number("min", 0, 1, True), lr.number("max", 0, 1, True))
+    if lrs[0] > lrs[1]:
+        raise lr.fail("min", lrs[0], f"<= {lr.name}.max ({lrs[1]})")
+    space = SearchSpace(filters, sp.int_list("dense_units"), d, lrs, lr.choice("sampling", ("log", "linear")))
+    objective = s.choice("objective", ("val_accuracy", "val_loss", "val_auc"))
+    epochs = s.integer("epochs_per_trial", 1)
+    fit = Fit(s.integer("batch_size", 1, 4096), epochs, epochs, lrs[0], False)
+    return Tune(s.choice("tuner", TUNERS), s.integer("max_trials", 1), epochs, objective,
+                s.integer("kernel_size", 1, 15), space, fit, _augment(_section(raw, "train_optimized")))
+
+
+@dataclass(frozen=True)
+class TrainOptimized:
+    fit_batch_size: int
+    epochs: int
+    patience: int
+    class_weight: bool
+    augment: Augment
+
+
+def train_optimized(raw: Mapping[str, Any]) -> TrainOptimized:
+    """Validate the `train_optimized` section (the learning rate comes from the tuner)."""
+    s = _section(raw, "train_optimized")
+    return TrainOptimized(s.integer("batch_size", 1, 4096), s.integer("epochs", 1), s.integer("patience", 1),
+                          s.boolean("class_weight"), _augment(s))
+
+
+@dataclass(frozen=True)
+class Evaluate:
+    tta: int
+    bootstrap_resamples: int
+    ci_level: float
+    calibration_bins: int
+    batch_size: int
+    n_examples: int
+
+
+def evaluate(raw: Mapping[str, Any]) -> Evaluate:
+    """Validate the `evaluate` section."""
+    s = _section(raw, "evaluate")
+    tta = s.integer("tta", 1, 8)
+    if tta not in (1, 8):
+        raise s.fail("tta", tta, "1 (off) or 8 (the eight rotations/flips)")
+    return Evaluate(tta, s.integer("bootstrap_resamples", 100), s.number("ci_level", 0.5, 0.999),
+                    s.integer("calibration_bins", 2, 100), s.integer("batch_size", 1, 4096),
+                    s.integer("n_examples", 1, 32))

@@ -1,0 +1,47 @@
+"""Every file and folder the pipeline reads or writes, relative to the repository root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA = Path("data")
+RAW_DIR = DATA / "raw"
+KAGGLE_DIR = DATA / "external" / "galaxy-zoo"
+WEIGHTS_DIR = DATA / "external" / "weights"
+FILTERED_DIR = DATA / "filtered"
+CATALOG = FILTERED_DIR / "catalog.csv"
+DROPPED = FILTERED_DIR / "dropped.csv"
+SPLIT_DIR = DATA / "split"
+PROCESSED_DIR = DATA / "processed"
+SPLITS = ("train", "val", "test")
+
+MODELS_DIR = Path("models")
+TUNE_DIR = MODELS_DIR / "tune"
+TUNER_WORKDIR = TUNE_DIR / "search"
+BEST_HPARAMS = TUNE_DIR / "best_hparams.json"
+
+METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
+LIVE_DIR = Path("dvclive")
+
+
+def split_manifest(split: str) -> Path:
+    """Manifest CSV of one split."""
+    return SPLIT_DIR / f"{split}.csv"
+
+
+def model_file(stage: str) -> Path:
+    """Saved Keras model of a training stage."""
+    return MODELS_DIR / f"{stage}.keras"
+
+
+def stage_metrics(stage: str) -> Path:
+    """Git-tracked metrics JSON of a stage."""
+    return METRICS_DIR / f"{stage}.json"
+
+# Report name of each trained model -> the stage that trains it.
+MODEL_STAGES = {"baseline": "train_baseline", "transfer": "train_transfer", "optimized": "train_optimized"}
+EVAL_PLOTS_DIR = PLOTS_DIR / "evaluate"
+REPORT = METRICS_DIR / "report.md"
+# Machine-dependent timings: git-ignored and not a DVC output, so re-runs leave git and dvc.lock clean.
+TIMING = METRICS_DIR / "timing.json"

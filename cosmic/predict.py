@@ -1,0 +1,302 @@
+"""Classify new galaxy images as elliptical or spiral with a saved Cosmic Classifier model.
+
+Usage: python -m cosmic.predict --model MODEL [--output FILE] [--tta N] [--batch-size B] PATH...
+
+PATH may be an image file, a folder (its .jpg/.jpeg/.png files, not recursive) or a glob
+pattern (quoted patterns are expanded here). Each image gets the centre crop and resize
+recorded in the model file, so predictions match what the model saw in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+# Must be set before TensorFlow is first imported to hide its C++ info banners.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402  (after the environment variable on purpose)
+from PIL import Image  # noqa: E402
+
+from cosmic.imageops import ImageError, crop_resize, open_rgb  # noqa: E402
+from cosmic.tta import predict_proba  # noqa: E402
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+OUTPUT_FORMATS = (".csv", ".json")
+COLUMNS = ("id", "path", "p_spiral", "label", "error")
+DECIMALS = 6
+THRESHOLD = 0.5
+# A canonical non-negative integer (no sign, no leading zeros), as in Kaggle's <GalaxyID>.jpg.
+_GALAXY_ID = re.compile(r"0|[1-9][0-9]*")
+
+
+class ModelFileError(ValueError):
+    """The model file is missing, unloadable or lacks a usable preprocessing record."""
+
+
+def expand_inputs(patterns: Iterable[str]) -> tuple[list[Path], list[str]]:
+    """Expand PATH arguments into a sorted, de-duplicated list of files.
+
+    An existing folder contributes its .jpg/.jpeg/.png files (case-insensitive, not
+    recursive, hidden files skipped like a glob would). An existing path is used as is. Any
+    other argument is expanded with `glob.glob` (``**`` allowed); matched folders are
+    expanded like folder arguments, so a quoted pattern gives what the shell would have. A
+    non-existing path without glob characters is kept, so it is reported as unreadable
+    rather than silently dropped.
+
+    Args:
+        patterns: files, folders and glob patterns.
+
+    Returns:
+        (files, unmatched): the files sorted by path string, and the patterns that
+        contributed no existing file.
+    """
+    files: dict[str, Path] = {}
+    unmatched: list[str] = []
+    for pattern in patterns:
+        if os.path.lexists(pattern) or not glob.has_magic(pattern):
+            candidates = [pattern]
+        else:
+            candidates = sorted(glob.glob(pattern, recursive=True))
+        found = []
+        for candidate in candidates:
+            path = Path(os.path.normpath(candidate))
+            found.extend(_folder_images(path) if path.is_dir() else [path])
+        if not any(p.exists() for p in found):
+            unmatched.append(pattern)
+        for path in found:
+            # Key on the absolute path so "a/1.jpg" and "./a/1.jpg" count once.
+            files.setdefault(os.path.normcase(os.path.abspath(path)), path)
+    return sorted(files.values(), key=str), unmatched
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    """The image files directly inside `folder`, skipping hidden ones (e.g. macOS ._ files)."""
+    return [p for p in folder.iterdir()
+            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
+
+
+def galaxy_id(path: Path | str) -> int | str:
+    """The row id of an image: its GalaxyID for Kaggle names like 100008.jpg, else its file name."""
+    path = Path(path)
+    return int(path.stem) if _GALAXY_ID.fullmatch(path.stem) else path.name
+
+
+def check_record(record: dict, model_path: Path | str) -> tuple[float, int, tuple[str, str]]:
+    """Validate the preprocessing record of a saved model.
+
+    Args:
+        record: the JSON record from `cosmic.modelio.read_preprocessing`.
+        model_path: the model file, for the error message.
+
+    Returns:
+        (crop_fraction, image_size, class_names).
+
+    Raises:
+        ModelFileError: naming the file if a field is missing or out of range.
+    """
+    try:
+        fraction = float(record["crop_fraction"])
+        size = record["image_size"]
+        names = record["class_names"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{model_path}: preprocessing record is incomplete ({e!r})") from None
+    if not 0 < fraction <= 1 or not isinstance(size, int) or size < 1 \
+            or not isinstance(names, list) or len(names) != 2 or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{model_path}: preprocessing record is invalid: crop_fraction={fraction}, "
+                             f"image_size={size!r}, class_names={names!r}")
+    return fraction, size, tuple(names)
+
+
+def load_classifier(model_path: Path | str):
+    """Load a saved model and the preprocessing it was trained with.
+
+    Imports Keras here, so `--help` and usage errors do not pay TensorFlow's import time.
+
+    Returns:
+        (model, crop_fraction, image_size, class_names).
+
+    Raises:
+        ModelFileError: naming the file if it is missing, not a Cosmic Classifier model, or
+            its input/output shapes do not match the record.
+    """
+    from cosmic.modelio import load_model
+
+    try:
+        model, record = load_model(model_path)
+    except (FileNotFoundError, ValueError) as e:
+        raise ModelFileError(str(e)) from None
+    except Exception as e:  # noqa: BLE001  Keras raises many types for a damaged archive
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"{model_path}: cannot load the Keras model ({first_line})") from None
+    fraction, size, names = check_record(record, model_path)
+    in_shape, out_shape = tuple(model.input_shape), tuple(model.output_shape)
+    if in_shape[1:] != (size, size, 3) or out_shape[1:] != (1,):
+        raise ModelFileError(f"{model_path}: model maps {in_shape} -> {out_shape}, expected "
+                             f"(None, {size}, {size}, 3) -> (None, 1) from its preprocessing record")
+    return model, fraction, size, names
+
+
+def predict_files(model, paths: Sequence[Path], fraction: float, size: int, class_names: Sequence[str],
+                  tta: int = 1, batch_size: int = 64) -> Iterator[dict]:
+    """Predict p(spiral) for image files, decoding only `batch_size` images at a time.
+
+    Args:
+        model: Keras model taking (n, size, size, 3) pixels in [0, 255].
+        paths: image files; grayscale/RGBA/palette images are converted to RGB.
+        fraction: centre-crop fraction of the frame side, from the model's record.
+        size: side the crop is resized to, from the model's record.
+        class_names: (name of class 0, name of class 1).
+        tta: 1, or 8 to average the eight rotations/flips.
+        batch_size: images decoded and predicted per step.
+
+    Returns:
+        An iterator of rows in `paths` order with keys `COLUMNS`; a file that cannot be read
+        has p_spiral and label None and an error message naming it.
+
+    Raises:
+        ValueError: if tta is not 1 or 8.
+    """
+    if tta not in (1, 8):
+        raise ValueError(f"tta is {tta!r}; expected 1 (off) or 8 (all rotations/flips)")
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        arrays: list[np.ndarray] = []
+        errors: dict[int, str] = {}
+        for i, path in enumerate(chunk):
+            try:
+                arrays.append(crop_resize(open_rgb(path, allow_convert=True), fraction, size))
+            except ImageError as e:
+                errors[i] = str(e)
+            except Image.DecompressionBombError as e:  # not an OSError, so open_rgb lets it through
+                errors[i] = f"{path}: {e}"
+        probs = iter(predict_proba(model, np.stack(arrays), tta=tta, batch_size=batch_size) if arrays else [])
+        for i, path in enumerate(chunk):
+            row = {"id": galaxy_id(path), "path": str(path), "p_spiral": None, "label": None,
+                   "error": errors.get(i, "")}
+            if i not in errors:
+                p = round(float(next(probs)), DECIMALS)
+                # Label from the printed value, so a row never shows 0.5 next to "spiral".
+                row["p_spiral"], row["label"] = p, class_names[int(p > THRESHOLD)]
+            yield row
+
+
+def format_rows(rows: Sequence[dict], fmt: str) -> str:
+    """Render rows as CSV (empty cells for missing values) or as a JSON list of records.
+
+    Args:
+        rows: rows from `predict_files`.
+        fmt: ".csv" or ".json".
+
+    Returns:
+        The text, ending with a newline.
+    """
+    if fmt == ".json":
+        return json.dumps([{k: row[k] for k in COLUMNS} for row in rows], indent=2, allow_nan=False) + "\n"
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        p = row["p_spiral"]
+        writer.writerow([row["id"], row["path"], "" if p is None else f"{p:.{DECIMALS}f}",
+                         row["label"] or "", row["error"]])
+    return buf.getvalue()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write text via a temporary file, so an interrupted run leaves no half-written output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _output_path(value: str) -> Path:
+    """argparse type for --output: a .csv or .json path."""
+    path = Path(value)
+    if path.suffix.lower() not in OUTPUT_FORMATS:
+        raise argparse.ArgumentTypeError(f"{value}: output must end in .csv or .json")
+    return path
+
+
+def _positive_int(value: str) -> int:
+    """argparse type for --batch-size: an integer >= 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser of `python -m cosmic.predict`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cosmic.predict", description=__doc__.splitlines()[0],
+        epilog="Exit status: 0 all images predicted, 1 some files could not be read, 2 usage error.")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="image file, folder (non-recursive .jpg/.jpeg/.png) or glob pattern")
+    parser.add_argument("--model", required=True, type=Path, help="saved .keras model (e.g. models/optimized.keras)")
+    parser.add_argument("--output", type=_output_path, default=None,
+                        help="write FILE.csv or FILE.json (list of records) instead of CSV on stdout")
+    parser.add_argument("--tta", type=int, choices=(1, 8), default=1,
+                        help="1: single view (default); 8: average the eight rotations/flips")
+    parser.add_argument("--batch-size", type=_positive_int, default=64,
+                        help="images decoded and predicted at a time (default: 64)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: classify images with a saved model and write one row per file.
+
+    Args:
+        argv: arguments without the program name; None reads `sys.argv`.
+
+    Returns:
+        0 if every file was predicted, 1 if any file could not be read.
+
+    Raises:
+        SystemExit: status 2 on usage errors (bad options, model file missing or not a Cosmic
+            Classifier model, no input file matched), with a message naming the culprit.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Cheap checks first, so mistakes are reported before TensorFlow is imported.
+    if not args.model.is_file():
+        parser.error(f"{args.model}: model file not found")
+    paths, unmatched = expand_inputs(args.paths)
+    if not any(p.exists() for p in paths):
+        parser.error("no input files match: " + ", ".join(args.paths))
+    for pattern in unmatched:
+        if glob.has_magic(pattern) or os.path.isdir(pattern):
+            print(f"warning: {pattern}: no image files match", file=sys.stderr)
+    try:
+        model, fraction, size, names = load_classifier(args.model)
+    except ModelFileError as e:
+        parser.error(str(e))
+
+    rows = []
+    for row in predict_files(model, paths, fraction, size, names, tta=args.tta, batch_size=args.batch_size):
+        if row["error"]:
+            print(f"error: {row['error']}", file=sys.stderr)
+        rows.append(row)
+    n_failed = sum(bool(row["error"]) for row in rows)
+    if args.output is None:
+        sys.stdout.write(format_rows(rows, ".csv"))
+    else:
+        _write_atomic(args.output, format_rows(rows, args.output.suffix.lower()))
+        print(f"wrote {len(rows)} predictions ({n_failed} unreadable) to {args.output}", file=sys.stderr)
+    return 1 if n_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The one training loop of every model: compile, fit with early stopping, log with DVCLive."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+
+from cosmic.data import BatchAugment, make_dataset
+from cosmic.packing import Arrays
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training diverged or cannot start."""
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and TensorFlow; with `deterministic`, make TF ops reproducible too."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Inverse-frequency weights {0: w0, 1: w1} that make both classes count equally."""
+    counts = np.bincount(labels.astype(int), minlength=2)
+    if (counts == 0).any():
+        raise TrainingError(f"training split has class counts {counts.tolist()}; both classes are needed")
+    return {i: float(len(labels) / (2 * c)) for i, c in enumerate(counts)}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One fit of a schedule: its epochs and learning rate, and what to change on the model first."""
+
+    name: str
+    epochs: int
+    learning_rate: float
+    before: Callable[[], object] | None = None
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> None:
+    """Adam + binary cross-entropy with accuracy and AUC, the setup every model trains with."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
+    )
+
+
+def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], batch_size: int, patience: int,
+        seed: int, augment: BatchAugment | None = None, use_class_weight: bool = False,
+        live_dir: Path | None = None, extra_callbacks: list | None = None) -> dict:
+    """Train a model through its phases and return the validation metrics of the restored best weights.
+
+    Each phase recompiles (new learning rate, and `before` may unfreeze layers), stops early
+    on val loss with the best weights restored, and stops at once on a NaN loss. With
+    `live_dir`, every epoch of every phase is logged to one DVCLive run with continuous steps.
+
+    Returns:
+        {"val": {loss, accuracy, auc}, "epochs_run": n, "phases": {...}} of the final model.
+
+    Raises:
+        TrainingError: when the loss becomes NaN.
+    """
+    train_ds = make_dataset(train, batch_size, shuffle=True, seed=seed, augment=augment)
+    val_ds = make_dataset(val, batch_size)
+    weights = class_weights(train.labels) if use_class_weight else None
+    live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False) if live_dir else None
+    epochs_done, phase_log = 0, {}
+    try:
+        for phase in phases:
+            if phase.epochs <= 0:
+                continue
+            if phase.before is not None:
+                phase.before()
+            compile_model(model, phase.learning_rate)
+            callbacks = [
+                keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True),
+                keras.callbacks.TerminateOnNaN(),
+                *(extra_callbacks or []),
+            ]
+            if live is not None:
+                callbacks.append(DVCLiveCallback(live=live))
+            history = model.fit(train_ds, validation_data=val_ds, epochs=epochs_done + phase.epochs,
+                                initial_epoch=epochs_done, class_weight=weights, callbacks=callbacks, shuffle=False,
+                                verbose=2)
+            losses = history.history.get("loss", [])
+            if any(not np.isfinite(v) for v in losses):
+                raise TrainingError(f"phase '{phase.name}': loss became {losses[-1]} at epoch "
+                                    f"{epochs_done + len(losses)}; lower the learning rate "
+                                    f"(now {phase.learning_rate})")
+            epochs_done += len(losses)
+            phase_log[phase.name] = {"epochs": len(losses), "learning_rate": phase.learning_rate}
+        values = model.evaluate(val_ds, verbose=0, return_dict=True)
+        result = {"val": {k: round(float(v), 6) for k, v in sorted(values.items())},
+                  "epochs_run": epochs_done, "phases": phase_log}
+        if live is not None:
+            live.summary["best"] = result["val"]
+    finally:
+        if live is not None:
+            live.end()
+    return result
+
+
+def model_summary(model: keras.Model, path: Path) -> dict:
+    """Parameter counts of a model and the size of its saved file."""
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    return {"params": int(model.count_params()), "trainable_params": trainable,
+            "file_bytes": os.path.getsize(path)}
+
+
+def load_train_val(processed_dir: Path, image_size: int) -> tuple[Arrays, Arrays]:
+    """The train and val splits (never test), checked against the image size the stage expects.
+
+    Raises:
+        TrainingError: if the arrays were packed at another size than base.image_size.
+    """
+    from cosmic.packing import load_split, read_meta
+
+    meta = read_meta(processed_dir)
+    if meta["image_size"] != image_size:
+        raise TrainingError(f"{processed_dir} holds {meta['image_size']}px images but base.image_size is "
+                            f"{image_size}; re-run preprocess (dvc repro preprocess)")
+    return load_split(processed_dir, "train"), load_split(processed_dir, "val")
+
+
+def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batch_size: int, patience: int,
+              augment: BatchAugment | None, use_class_weight: bool, extra_metrics: dict | None = None) -> dict:
+    """Everything a training stage does after building its model: fit, save, write metrics.
+
+    Writes models/<stage>.keras (with its preprocessing record), the per-epoch DVCLive logs
+    under plots/training/<stage>/, and metrics/<stage>.json.
+    """
+    from cosmic import paths
+    from cosmic.modelio import preprocessing_record, save_model
+    from cosmic.utils import write_json
+
+    train, val = load_train_val(paths.PROCESSED_DIR, base.image_size)
+    log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
+             model.count_params())
+    result = fit(model, train, val, phases=phases, batch_size=batch_size, patience=patience,
+                 seed=base.seed, augment=augment, use_class_weight=use_class_weight,
+                 live_dir=paths.PLOTS_DIR / "training" / stage)
+    model_path = paths.model_file(stage)
+    save_model(model, model_path, preprocessing_record(base.crop_size, base.image_size, base.class_names))
+    metrics = {**result, **model_summary(model, model_path), "n_train": int(len(train.labels)),
+               "n_val": int(len(val.labels)), **(extra_metrics or {})}
+    write_json(paths.stage_metrics(stage), metrics)
+    log.info("%s: val %s after %d epochs -> %s", stage, result["val"], result["epochs_run"], model_path)
+    return metrics

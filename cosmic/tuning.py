@@ -1,0 +1,80 @@
+"""KerasTuner search over the baseline CNN's hyperparameters, declared in params.yaml."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+import pandas as pd
+
+from cosmic.models import build_baseline
+from cosmic.params import SearchSpace
+from cosmic.training import compile_model
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE_DIRECTION = {"val_accuracy": "max", "val_auc": "max", "val_loss": "min"}
+
+
+class HyperModel:
+    """Maps `hp` values to `build_baseline` arguments; the search space comes from params."""
+
+    def __init__(self, image_size: int, space: SearchSpace, kernel_size: int):
+        self.image_size, self.space, self.kernel_size = image_size, space, kernel_size
+
+    def declare(self, hp: kt.HyperParameters) -> dict:
+        """Register the search space in `hp` and return the builder arguments it picks."""
+        s = self.space
+        lo, hi, step = s.dropout
+        return {
+            "filters": tuple(hp.Choice(f"filters_block{i}", list(values))
+                             for i, values in enumerate(s.filters, start=1)),
+            "dense_units": hp.Choice("dense_units", list(s.dense_units)),
+            "dropout": hp.Float("dropout", lo, hi, step=step),
+            "learning_rate": hp.Float("learning_rate", *s.learning_rate, sampling=s.lr_sampling),
+        }
+
+    def __call__(self, hp: kt.HyperParameters) -> keras.Model:
+        args = self.declare(hp)
+        lr = args.pop("learning_rate")
+        model = build_baseline(self.image_size, kernel_size=self.kernel_size, name="tuned_cnn", **args)
+        compile_model(model, lr)
+        return model
+
+
+def builder_args(best: dict) -> tuple[dict, float]:
+    """Split a best_hparams.json record into `build_baseline` kwargs and the learning rate."""
+    hp = best["hyperparameters"]
+    blocks = sorted((k for k in hp if k.startswith("filters_block")), key=lambda k: int(k[13:]))
+    return ({"filters": tuple(int(hp[k]) for k in blocks), "kernel_size": int(best["kernel_size"]),
+             "dense_units": int(hp["dense_units"]), "dropout": float(hp["dropout"])},
+            float(hp["learning_rate"]))
+
+
+def make_tuner(kind: str, hypermodel: HyperModel, objective: str, max_trials: int, epochs: int, seed: int,
+               directory: Path) -> kt.Tuner:
+    """A fresh tuner of the given kind (any previous search in `directory` is discarded)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    common = {"objective": kt.Objective(objective, OBJECTIVE_DIRECTION[objective]), "seed": seed,
+              "directory": str(directory.parent), "project_name": directory.name, "overwrite": True}
+    if kind == "random":
+        return kt.RandomSearch(hypermodel, max_trials=max_trials, **common)
+    if kind == "bayesian":
+        return kt.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+    if kind == "hyperband":
+        # Hyperband sizes its own brackets from max_epochs; max_trials does not apply.
+        return kt.Hyperband(hypermodel, max_epochs=epochs, factor=3, **common)
+    raise ValueError(f"unknown tuner {kind!r}; expected random, bayesian or hyperband")
+
+
+def trials_table(tuner: kt.Tuner) -> pd.DataFrame:
+    """One row per finished trial: id, score, status and every hyperparameter value."""
+    rows = []
+    for trial in tuner.oracle.trials.values():
+        rows.append({"trial": trial.trial_id, "status": trial.status,
+                     "score": None if trial.score is None else round(float(trial.score), 6),
+                     **trial.hyperparameters.values})
+    return pd.DataFrame(rows).sort_values("trial").reset_index(drop=True)

@@ -1,0 +1,34 @@
+"""fetch: lay out the Kaggle-format training set in data/raw (synthetic or real)."""
+
+import logging
+import shutil
+import sys
+
+from cosmic import params, paths
+from cosmic.fetch import FetchError, import_kaggle, write_manifest
+from cosmic.params import ParamError
+from cosmic.synthetic import generate
+from cosmic.utils import setup_logging
+
+log = logging.getLogger("fetch")
+
+
+def main() -> None:
+    setup_logging()
+    p = params.fetch(params.load())
+    shutil.rmtree(paths.RAW_DIR, ignore_errors=True)
+    if p.source == "synthetic":
+        s = p.synthetic
+        generate(paths.RAW_DIR, s.n_images, s.seed, workers=s.workers)
+        info = {"source": "synthetic", "n_images": s.n_images, "seed": s.seed}
+    else:
+        info = import_kaggle(p.kaggle_dir, paths.RAW_DIR)
+    write_manifest(paths.RAW_DIR, info)
+    log.info("data/raw ready: %s", info)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ParamError, FetchError) as e:
+        sys.exit(f"fetch: {e}")

@@ -1,0 +1,35 @@
+"""filter: validate data/raw and write the labelled manifest, drop report, counts and EDA plots."""
+
+import sys
+
+from cosmic import eda, params, paths
+from cosmic.catalog import CatalogError, build_catalog
+from cosmic.params import ParamError
+from cosmic.utils import read_json, setup_logging, write_json
+
+
+def main() -> None:
+    setup_logging()
+    raw = params.load()
+    base, p = params.base(raw), params.filter_(raw)
+    result = build_catalog(paths.RAW_DIR, p.threshold, base.class_names, p.on_invalid, p.check_images)
+    paths.FILTERED_DIR.mkdir(parents=True, exist_ok=True)
+    result.catalog.to_csv(paths.CATALOG, index=False)
+    result.dropped.to_csv(paths.DROPPED, index=False)
+    source = read_json(paths.RAW_DIR / "SOURCE.json").get("source", "unknown")
+    write_json(paths.stage_metrics("data"), {"source": source, **result.counts})
+
+    plot_dir = paths.PLOTS_DIR / "data"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    eda.plot_vote_fractions(result.valid, p.threshold, plot_dir / "vote_fractions.png")
+    eda.plot_class_balance(result.counts, plot_dir / "class_balance.png")
+    if p.n_sample_images:
+        eda.plot_samples(result.catalog, base.class_names, p.n_sample_images, base.seed,
+                         plot_dir / "samples.png")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ParamError, CatalogError) as e:
+        sys.exit(f"filter: {e}")

@@ -1,0 +1,37 @@
+"""preprocess: centre-crop and resize every split into memory-mappable arrays."""
+
+import logging
+import shutil
+import sys
+
+import pandas as pd
+
+from cosmic import params, paths
+from cosmic.imageops import ImageError
+from cosmic.packing import pack_split, write_meta
+from cosmic.params import ParamError
+from cosmic.utils import setup_logging
+
+log = logging.getLogger("preprocess")
+
+
+def main() -> None:
+    setup_logging()
+    raw = params.load()
+    base, p = params.base(raw), params.preprocess(raw)
+    shutil.rmtree(paths.PROCESSED_DIR, ignore_errors=True)
+    counts = {}
+    for split in paths.SPLITS:
+        manifest = pd.read_csv(paths.split_manifest(split))
+        counts[split] = pack_split(manifest, paths.PROCESSED_DIR / split, base.crop_size, base.image_size,
+                                   p.chunk_size)
+        log.info("%s: %d images packed at %dpx (crop %d)", split, counts[split], base.image_size,
+                 base.crop_size)
+    write_meta(paths.PROCESSED_DIR, base.crop_size, base.image_size, base.class_names, counts)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ParamError, ImageError) as e:
+        sys.exit(f"preprocess: {e}")

@@ -1,0 +1,34 @@
+"""train_optimized: the tuner's best CNN trained from scratch with the albumentations pipeline."""
+
+import sys
+
+from cosmic import params, paths
+from cosmic.augment import AlbumentationsBatch
+from cosmic.models import build_baseline
+from cosmic.params import ParamError
+from cosmic.training import Phase, TrainingError, run_stage, set_determinism
+from cosmic.tuning import builder_args
+from cosmic.utils import read_json, setup_logging
+
+STAGE = "train_optimized"
+
+
+def main() -> None:
+    setup_logging()
+    raw = params.load()
+    base, p = params.base(raw), params.train_optimized(raw)
+    set_determinism(base.seed, base.deterministic)
+    best = read_json(paths.BEST_HPARAMS)
+    kwargs, learning_rate = builder_args(best)
+    model = build_baseline(base.image_size, name="optimized_cnn", **kwargs)
+    run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, batch_size=p.fit_batch_size,
+              patience=p.patience, augment=AlbumentationsBatch(p.augment).tf_apply,
+              use_class_weight=p.class_weight,
+              extra_metrics={"hyperparameters": best["hyperparameters"], "learning_rate": learning_rate})
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ParamError, TrainingError, FileNotFoundError) as e:
+        sys.exit(f"{STAGE}: {e}")

@@ -55,9 +55,10 @@ def crop_resize(img: Image.Image, fraction: float, size: int) -> np.ndarray:
         uint8 array of shape (size, size, 3).
     """
     w, h = img.size
-    side = fraction * min(w, h)
-    left, top = (w - side) / 2, (h - side) / 2
-    out = img.resize((size, size), Image.Resampling.BILINEAR, box=(left, top, left + side, top + side))
+    side = max(1, round(fraction * min(w, h)))
+    left, top = (w - side) // 2, (h - side) // 2
+    # Crop first so the resampling filter never reaches pixels outside the crop.
+    out = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(out, dtype=np.uint8)
 
 

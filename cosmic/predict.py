@@ -245,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 all images predicted, 1 some files could not be read, 2 usage error.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="image file, folder (non-recursive .jpg/.jpeg/.png) or glob pattern")
-    parser.add_argument("--model", required=True, type=Path, help="saved .keras model (e.g. models/optimized.keras)")
+    parser.add_argument("--model", required=True, type=Path,
+                        help="saved .keras model (e.g. models/train_optimized.keras)")
     parser.add_argument("--output", type=_output_path, default=None,
                         help="write FILE.csv or FILE.json (list of records) instead of CSV on stdout")
     parser.add_argument("--tta", type=int, choices=(1, 8), default=1,

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny Kaggle-format data sets that the tests generate themselves."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from cosmic import kaggle_format as kf  # noqa: E402
+from cosmic.synthetic import generate  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+N_TINY = 60
+
+
+@pytest.fixture(scope="session")
+def kaggle_master(tmp_path_factory) -> Path:
+    """One generated Kaggle-layout data set (CSV + JPEGs), never modified by tests."""
+    out = tmp_path_factory.mktemp("kaggle_master")
+    generate(out, N_TINY, seed=7, workers=1)
+    return out
+
+
+@pytest.fixture
+def kaggle_dir(kaggle_master, tmp_path) -> Path:
+    """A private copy of the tiny data set that a test may break."""
+    out = tmp_path / "raw"
+    shutil.copytree(kaggle_master, out)
+    return out
+
+
+def csv_lines(root: Path) -> list[str]:
+    return (root / kf.SOLUTIONS_CSV).read_text().splitlines()
+
+
+def write_csv_lines(root: Path, lines: list[str]) -> None:
+    (root / kf.SOLUTIONS_CSV).write_text("\n".join(lines) + "\n")
+
+
+def tiny_params(n_images: int = N_TINY, image_size: int = 32) -> dict:
+    """params.yaml of the repository shrunk to a few seconds per stage (same code paths)."""
+    import yaml
+
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    p["fetch"]["synthetic"].update(n_images=n_images, workers=1)
+    p["base"]["image_size"] = image_size
+    p["filter"]["n_sample_images"] = 2
+    p["preprocess"]["chunk_size"] = 16
+    for stage in ("train_baseline", "train_optimized"):
+        p[stage].update(epochs=1, batch_size=16)
+    p["train_baseline"]["filters"] = [8, 16, 16]
+    p["train_baseline"]["dense_units"] = 16
+    p["train_transfer"].update(head_epochs=1, fine_tune_epochs=1, batch_size=16, alpha=0.35, input_size=32,
+                               fine_tune_layers=5)
+    p["tune"].update(max_trials=1, epochs_per_trial=1, batch_size=16)
+    p["tune"]["space"].update(filters_block1=[8], filters_block2=[8, 16], filters_block3=[16], dense_units=[16])
+    p["evaluate"].update(bootstrap_resamples=100, n_examples=2, batch_size=64)
+    return p

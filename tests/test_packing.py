@@ -1,0 +1,59 @@
+"""preprocess: centre crop + resize, and packed memory-mapped arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from cosmic.imageops import crop_fraction, crop_resize, load_crop_resize
+from cosmic.packing import load_split, pack_split, read_meta, write_meta
+
+
+def _quadrant_image(size: int = 424, inner: int = 212) -> Image.Image:
+    """Black frame with a white centre square of side `inner`."""
+    a = np.zeros((size, size, 3), np.uint8)
+    lo = (size - inner) // 2
+    a[lo:lo + inner, lo:lo + inner] = 255
+    return Image.fromarray(a)
+
+
+def test_crop_keeps_exactly_the_centre():
+    img = _quadrant_image()
+    out = crop_resize(img, crop_fraction(212), 64)
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    assert out.min() == 255  # the crop is the white centre only
+    full = crop_resize(img, crop_fraction(424), 64)
+    assert full[0, 0, 0] == 0 and full[32, 32, 0] == 255
+
+
+def test_crop_fraction_applies_to_any_size():
+    small = crop_resize(_quadrant_image(212, 106), 0.5, 16)
+    assert small.min() == 255
+
+
+def test_reference_setting_full_frame_128(tmp_path):
+    path = tmp_path / "g.jpg"
+    _quadrant_image().save(path)
+    assert load_crop_resize(path, crop_fraction(424), 128).shape == (128, 128, 3)
+
+
+def test_pack_split_roundtrip(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(37):
+        path = tmp_path / f"{100000 + i}.png"
+        Image.fromarray(rng.integers(0, 255, (424, 424, 3), dtype=np.uint8)).save(path)
+        rows.append({"GalaxyID": 100000 + i, "label": i % 2, "image_path": str(path)})
+    manifest = pd.DataFrame(rows)
+    n = pack_split(manifest, tmp_path / "out" / "train", 212, 24, chunk_size=8, workers=1)
+    write_meta(tmp_path / "out", 212, 24, ("e", "s"), {"train": n})
+    arrays = load_split(tmp_path / "out", "train")
+    assert n == 37 and arrays.images.shape == (37, 24, 24, 3)
+    assert isinstance(arrays.images, np.memmap)
+    assert arrays.labels.tolist() == [i % 2 for i in range(37)]
+    assert arrays.ids.tolist() == manifest["GalaxyID"].tolist()
+    for i in (0, 17, 36):
+        assert np.array_equal(arrays.images[i], load_crop_resize(rows[i]["image_path"], 0.5, 24))
+    assert read_meta(tmp_path / "out")["image_size"] == 24
+    assert not list((tmp_path / "out" / "train").glob("*.partial"))

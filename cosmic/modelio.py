@@ -38,7 +38,9 @@ def save_model(model: keras.Model, path: Path | str, preprocessing: dict) -> Non
         with zipfile.ZipFile(raw) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
             for name in sorted(src.namelist()):
                 data = src.read(name)
-                if name == "metadata.json":
+                if name == "config.json":
+                    data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
+                elif name == "metadata.json":
                     meta = json.loads(data)
                     meta.pop("date_saved", None)
                     data = json.dumps(meta, sort_keys=True).encode()
@@ -46,6 +48,25 @@ def save_model(model: keras.Model, path: Path | str, preprocessing: dict) -> Non
             dst.writestr(zipfile.ZipInfo(PREPROCESSING_ENTRY, _FIXED_DATE),
                          json.dumps(preprocessing, sort_keys=True, indent=2).encode(), zipfile.ZIP_DEFLATED)
         os.replace(out, path)
+
+
+def _renumber_shared_objects(config):
+    """Replace Keras's shared_object_id values (Python object ids) by 1, 2, ... in order of appearance.
+
+    The ids only link repeated references to one object, so consistent renumbering keeps the
+    meaning while making config.json independent of memory addresses.
+    """
+    mapping: dict = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            return {k: (mapping.setdefault(v, len(mapping) + 1) if k == "shared_object_id" else walk(v))
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(config)
 
 
 def read_preprocessing(path: Path | str) -> dict:

@@ -1,0 +1,65 @@
+"""Builders: shapes, parameter counts from arguments, the KerasTuner mapping, fine-tune freezing."""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner as kt
+import numpy as np
+import pytest
+
+from cosmic import params
+from cosmic.models import build_baseline, build_transfer, unfreeze_top
+from cosmic.tuning import HyperModel, builder_args
+from tests.test_params import RAW
+
+
+def test_baseline_output_and_params_follow_arguments():
+    small = build_baseline(32, filters=(4, 8, 8), dense_units=8)
+    assert small.output_shape == (None, 1)
+    assert small.input_shape == (None, 32, 32, 3)
+    wider = build_baseline(32, filters=(4, 8, 16), dense_units=8)
+    deeper = build_baseline(32, filters=(4, 8, 8, 8), dense_units=8)
+    assert wider.count_params() > small.count_params()
+    assert deeper.count_params() != small.count_params()
+    assert len([la for la in deeper.layers if isinstance(la, keras.layers.Conv2D)]) == 4
+    p = small.predict(np.full((2, 32, 32, 3), 255.0, np.float32), verbose=0)
+    assert p.shape == (2, 1) and ((p >= 0) & (p <= 1)).all()
+
+
+def test_transfer_resizes_and_scales_inside_the_model():
+    model, base = build_transfer(32, input_size=48, alpha=0.35, dropout=0.1)
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 1)
+    names = [la.name for la in model.layers]
+    assert "resize" in names and "mobilenet_preprocess" in names
+    scale = model.get_layer("mobilenet_preprocess")
+    out = scale(np.array([[[[0.0, 127.5, 255.0]]]], np.float32))
+    assert np.allclose(np.asarray(out), [-1, 0, 1])
+    assert not base.trainable and not any(w.trainable for w in base.weights)
+
+
+def test_unfreeze_top_keeps_batchnorm_frozen():
+    _, base = build_transfer(32, input_size=32, alpha=0.35)
+    n = unfreeze_top(base, 20)
+    top = base.layers[-20:]
+    assert n == sum(not isinstance(la, keras.layers.BatchNormalization) for la in top)
+    assert all(not la.trainable for la in base.layers[:-20])
+    assert all(not la.trainable for la in base.layers if isinstance(la, keras.layers.BatchNormalization))
+    assert any(la.trainable for la in top)
+
+
+def test_hypermodel_maps_hp_to_the_baseline_builder_and_round_trips():
+    p = params.tune(RAW)
+    hm = HyperModel(32, p.space, p.kernel_size)
+    hp = kt.HyperParameters()
+    model = hm(hp)
+    assert set(hp.values) == {"filters_block1", "filters_block2", "filters_block3", "dense_units", "dropout",
+                              "learning_rate"}
+    assert hp.values["learning_rate"] == pytest.approx(p.space.learning_rate[0])
+    restored = kt.HyperParameters.from_config(hp.get_config())
+    assert restored.values == hp.values
+    kwargs, lr = builder_args({"hyperparameters": restored.values, "kernel_size": p.kernel_size})
+    again = build_baseline(32, **kwargs)
+    assert again.count_params() == model.count_params()
+    assert lr == hp.values["learning_rate"]
+    conv1 = again.get_layer("conv1")
+    assert conv1.filters == hp.values["filters_block1"] and conv1.kernel_size == (p.kernel_size,) * 2

@@ -1,0 +1,157 @@
+"""Every stage's main() end to end on a tiny configuration, in a temporary working directory."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from cosmic import paths
+from tests.conftest import REPO, tiny_params
+
+STAGES = ("fetch", "filter", "split", "preprocess", "train_baseline", "train_transfer", "tune",
+          "train_optimized", "evaluate")
+TRAINING = ("train_baseline", "train_transfer", "tune", "train_optimized")
+
+
+def run_stage(name: str) -> None:
+    sys.path.insert(0, str(REPO / "stages"))
+    try:
+        module = importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+    module.main()
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Run the whole pipeline in-process; the test split is hidden while the training stages run."""
+    root = tmp_path_factory.mktemp("workspace")
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    old = Path.cwd()
+    os.chdir(root)
+    saved_get_file = keras.utils.get_file
+
+    def offline(*args, **kwargs):
+        raise OSError("no network in tests")
+
+    keras.utils.get_file = offline
+    try:
+        for name in STAGES[:4]:
+            run_stage(name)
+        hidden = root / "hidden_test_split"
+        shutil.move(paths.PROCESSED_DIR / "test", hidden)
+        for name in TRAINING:
+            run_stage(name)
+        shutil.move(hidden, paths.PROCESSED_DIR / "test")
+        run_stage("evaluate")
+        yield root
+    finally:
+        keras.utils.get_file = saved_get_file
+        os.chdir(old)
+
+
+def _json(root: Path, rel: str) -> dict:
+    return json.loads((root / rel).read_text())
+
+
+def test_data_stages_write_their_outputs(workspace):
+    assert (workspace / "data/raw/training_solutions_rev1.csv").is_file()
+    data = _json(workspace, "metrics/data.json")
+    assert data["source"] == "synthetic" and data["n_kept"] > 0
+    for png in ("vote_fractions", "class_balance", "samples"):
+        assert (workspace / f"plots/data/{png}.png").stat().st_size > 1000
+    split = _json(workspace, "metrics/split.json")
+    assert sum(s["n"] for s in split.values()) == data["n_kept"]
+    meta = _json(workspace, "data/processed/meta.json")
+    assert meta["image_size"] == 32 and meta["counts"]["test"] == split["test"]["n"]
+    images = np.load(workspace / "data/processed/train/images.npy", mmap_mode="r")
+    assert images.shape[1:] == (32, 32, 3) and images.dtype == np.uint8
+
+
+def test_training_stages_ran_without_the_test_split(workspace):
+    """The fixture moved data/processed/test away while the training stages ran."""
+    for stage in ("train_baseline", "train_transfer", "train_optimized"):
+        m = _json(workspace, f"metrics/{stage}.json")
+        assert set(m["val"]) == {"accuracy", "auc", "loss"} and m["epochs_run"] >= 1
+        assert m["n_val"] == _json(workspace, "metrics/split.json")["val"]["n"]
+        model = keras.models.load_model(workspace / f"models/{stage}.keras")
+        assert model.input_shape == (None, 32, 32, 3)
+        assert (workspace / f"plots/training/{stage}/plots/metrics/train/loss.tsv").is_file()
+
+
+def test_saved_models_record_their_preprocessing(workspace):
+    from cosmic.modelio import read_preprocessing
+
+    pre = read_preprocessing(workspace / "models/train_baseline.keras")
+    assert pre["crop_size"] == 212 and pre["image_size"] == 32 and pre["class_names"] == ["elliptical", "spiral"]
+
+
+def test_transfer_without_weights_says_so(workspace):
+    m = _json(workspace, "metrics/train_transfer.json")
+    assert m["pretrained"] is False and m["weights_source"] == "random"
+    # The tiny configuration uses a 32-px MobileNetV2, for which no ImageNet weights exist.
+    assert "no ImageNet weights exist for input_size 32" in m["weights_note"]
+    report = (workspace / "metrics/report.md").read_text()
+    assert "transfer model was NOT pretrained" in report
+
+
+def test_tune_outputs(workspace):
+    best = _json(workspace, "models/tune/best_hparams.json")
+    assert set(best["hyperparameters"]) >= {"filters_block1", "dense_units", "dropout", "learning_rate"}
+    assert (workspace / "models/tune/trials.csv").read_text().count("\n") == 2
+    assert (workspace / "plots/tune_trials.png").is_file()
+    opt = _json(workspace, "metrics/train_optimized.json")
+    assert opt["hyperparameters"] == best["hyperparameters"]
+
+
+def test_evaluate_metrics_schema(workspace):
+    ev = _json(workspace, "metrics/evaluate.json")
+    assert set(ev) == {"baseline", "transfer", "optimized", "mcnemar", "n_test"}
+    n_test = _json(workspace, "metrics/split.json")["test"]["n"]
+    assert ev["n_test"] == n_test
+    for name in ("baseline", "transfer", "optimized"):
+        t = ev[name]["test"]
+        for key in ("accuracy", "balanced_accuracy", "roc_auc", "average_precision", "log_loss", "brier", "ece",
+                    "confusion_matrix", "accuracy_ci", "macro", "elliptical", "spiral", "tta"):
+            assert key in t, (name, key)
+        assert sum(t["confusion_matrix"].values()) == t["n"] == n_test
+        assert t["accuracy_ci"]["low"] <= t["accuracy"] <= t["accuracy_ci"]["high"]
+        assert t["tta"]["views"] == 8
+        assert ev[name]["params"] > 0 and ev[name]["file_bytes"] > 0
+        rows = json.loads((workspace / f"plots/evaluate/{name}/confusion.json").read_text())
+        assert len(rows) == n_test and set(rows[0]) == {"actual", "predicted"}
+    assert set(ev["mcnemar"]) == {"baseline_vs_transfer", "baseline_vs_optimized", "transfer_vs_optimized"}
+    timing = _json(workspace, "metrics/timing.json")
+    assert all(timing[m]["inference_images_per_s"] > 0 for m in ("baseline", "transfer", "optimized"))
+    for png in ("training_history", "confusion_matrices", "roc", "calibration", "baseline/examples"):
+        assert (workspace / f"plots/evaluate/{png}.png").is_file()
+    report = (workspace / "metrics/report.md").read_text()
+    assert "| baseline |" in report and "McNemar" in report and "SYNTHETIC" in report
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_training_is_deterministic(workspace):
+    """base.deterministic: two fresh runs on the same inputs give identical metrics and model bytes."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    results = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, str(REPO / "stages/train_baseline.py")], cwd=workspace, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results.append((_json(workspace, "metrics/train_baseline.json"),
+                        _md5(workspace / "models/train_baseline.keras")))
+    assert results[0] == results[1]

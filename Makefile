@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh clone (see README.md):
+#   make repro   create .venv, install the pinned dependencies, run the whole pipeline
+#   make test    create .venv, install the pinned dependencies, run the whole test suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install repro test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+repro: install
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+	@echo "Report: metrics/report.md   Plots: plots/ (PNG) and 'dvc plots show' (HTML)"
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench_synthetic.py
+	$(BIN)/python benchmarks/bench_training.py
+
+clean:
+	rm -rf $(VENV) dvc_plots .pytest_cache

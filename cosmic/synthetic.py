@@ -46,10 +46,14 @@ _SDSS_PIXEL = 0.396  # arcsec
 # Colour that the display renders neutral grey; redder objects look yellow, bluer ones blue.
 _NEUTRAL_GR, _NEUTRAL_RI = 0.45, 0.20
 
+# Separate random streams per galaxy, so the votes can be simulated without rendering the image.
 _STREAM_PARAMS, _STREAM_VOTES, _STREAM_PIXELS = 0, 1, 2
 
-_DISK_BASE, _ELLIPTICAL_BASE = -2.0, -1.2
+# Vote model: logit of the "features or disk" share = base + weights * visibility (`_featuredness`).
+# Tuned so that about half of the galaxies pass the 0.8 agreement cut, split evenly between classes.
+_SCORE_BASE = {"elliptical": -1.2, "lenticular": -0.6, "spiral": -2.0, "irregular": -2.0}
 _ARM_WEIGHT, _EDGE_WEIGHT = 12.0, 8.0
+# Internal structure is half visible at R_e = 1.8 PSF FWHM and at 25 sky sigmas per native pixel.
 _RES_MID, _SNR_MID = 1.8, 25.0
 
 
@@ -152,7 +156,8 @@ def _r90_over_re(n: float) -> float:
 
 
 def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    """Logistic function, written with tanh so that it cannot overflow."""
+    return 0.5 * (1.0 + math.tanh(0.5 * x))
 
 
 def _observed_axis_ratio(re: float, q: float, fwhm: float) -> float:
@@ -170,6 +175,7 @@ class _Body:
     dust: tuple[float, float, float, float, float, float, float] | None  # x, y, pa, u-extent, v0, width, tau
     q_disk: float
     radius: float  # effective radius of the dominant component, 424 px
+    surface_brightness: float  # mean inside R_e, sky sigmas per native pixel
     bulge_to_total: float
     arm_contrast: float = 0.0
     arms: int = 0
@@ -202,7 +208,7 @@ def _draw_elliptical(rng: np.random.Generator, x0: float, y0: float, pa: float, 
     re = r90 / _r90_over_re(n)
     flux = 2 * sb * math.pi * re**2 * q / _SCALE**2
     sed = _sed(rng.normal(0.76, 0.04), rng.normal(0.40, 0.03))
-    return _Body([_Component(x0, y0, pa, q, re, n, flux, sed)], [], None, 1.0, re, 1.0)
+    return _Body([_Component(x0, y0, pa, q, re, n, flux, sed)], [], None, 1.0, re, sb, 1.0)
 
 
 def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: float, r90: float, sb: float) -> _Body:
@@ -227,7 +233,7 @@ def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: fl
     if kind == "irregular":
         q_disk = max(q_disk, float(rng.uniform(0.35, 0.6)))
     rd = r90 / _r90_over_re(1.0)
-    if rng.random() < 0.12:
+    if rng.random() < 0.2:
         # Low-surface-brightness disks: barely above the sky, their structure is hard to judge.
         sb *= float(rng.uniform(0.12, 0.4))
     h = rd / 1.678
@@ -242,7 +248,7 @@ def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: fl
     else:
         bt = float(rng.uniform(0.0, 0.05))
         disk_sed = _sed(rng.normal(0.35, 0.08), rng.normal(0.18, 0.05))
-    body = _Body([], [], None, q_disk, rd, bt)
+    body = _Body([], [], None, q_disk, rd, sb, bt)
     disk_flux = flux * (1 - bt)
     re_b = 0.0
     if bt > 0.01:
@@ -320,7 +326,9 @@ def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: fl
     return body
 
 
-def _draw_companions(rng: np.random.Generator, x0: float, y0: float, flux: float) -> tuple[list[_Component], bool, int]:
+def _draw_companions(
+    rng: np.random.Generator, x0: float, y0: float, flux: float
+) -> tuple[list[_Component], bool, int]:
     """An occasional interacting companion with a tidal tail, and faint background galaxies.
 
     Args:
@@ -420,7 +428,7 @@ def _draw_galaxy(rng: np.random.Generator) -> _Galaxy:
     offsets = np.hypot(stars[:, 0] - x0, stars[:, 1] - y0)
     overlap = stars[:, 2:].mean(axis=1) / flux * np.exp(-((offsets / (0.6 * r90_obs)) ** 2))
     look = _Look(
-        kind=kind, res=body.radius / fwhm, snr=sb,
+        kind=kind, res=body.radius / fwhm, snr=body.surface_brightness,
         q_obs=_observed_axis_ratio(body.radius, body.components[0].q, fwhm), q_disk=body.q_disk,
         bulge_to_total=body.bulge_to_total, arm_contrast=body.arm_contrast, arms=body.arms,
         pitch_deg=body.pitch_deg, bar=body.bar, ring=body.ring, irregular=kind == "irregular",
@@ -431,7 +439,9 @@ def _draw_galaxy(rng: np.random.Generator) -> _Galaxy:
                    fwhm, moffat_beta, psf_e, psf_pa, look)
 
 
-def _plane_xy(x0: float, y0: float, pa: float, q: float, r: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _plane_xy(
+    x0: float, y0: float, pa: float, q: float, r: np.ndarray, theta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Project in-plane polar coordinates of an inclined disk to image coordinates."""
     u, v = r * np.cos(theta), r * np.sin(theta) * q
     return x0 + u * math.cos(pa) - v * math.sin(pa), y0 + u * math.sin(pa) + v * math.cos(pa)
@@ -444,8 +454,93 @@ def _plane_points(x0: float, y0: float, pa: float, q: float, r: np.ndarray, thet
     return np.column_stack([px, py, flux[:, None] * sed])
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """How clearly each feature shows in the cutout, 0 (invisible) .. 1 (obvious)."""
+
+    detail: float  # resolution and surface brightness good enough to see internal structure
+    arms: float
+    edge_on: float
+    edge_disk: float  # a thin edge-on disk that is bright and resolved enough to be recognised
+    bar: float
+    ring: float
+
+
+def _log_sigmoid(value: float, middle: float, width: float) -> float:
+    """Smooth step in log(value): 0.5 at `middle`, `width` in natural-log units."""
+    return _sigmoid((math.log(value) - math.log(middle)) / width)
+
+
+def _what_is_seen(look: _Look) -> _Seen:
+    """Visibility of each feature given resolution, surface brightness and inclination."""
+    detail = _log_sigmoid(look.res, _RES_MID, 0.35) * _log_sigmoid(look.snr, _SNR_MID, 0.45)
+    # Arms and bars foreshorten and blur together as the disk tilts.
+    face = min(max((look.q_disk - 0.25) / 0.35, 0.0), 1.0)
+    edge_on = min(max((0.45 - look.q_obs) / 0.2, 0.0), 1.0) if look.kind != "elliptical" else 0.0
+    # A thin disk needs far less resolution and depth to recognise than spiral arms.
+    edge_disk = edge_on * _log_sigmoid(look.snr, 1.5, 0.5) * _log_sigmoid(look.res, 0.8, 0.35)
+    return _Seen(detail, look.arm_contrast * detail * face, edge_on, edge_disk,
+                 look.bar * detail * (0.3 + 0.7 * face), float(look.ring) * detail)
+
+
+def _featuredness(look: _Look, seen: _Seen) -> float:
+    """Logit of the expected share of "features or disk" votes, before per-galaxy scatter."""
+    score = _SCORE_BASE[look.kind] + 0.8 * look.merger
+    if look.kind == "elliptical":
+        return score
+    if look.kind == "lenticular":
+        # A smooth disk around a big bulge: volunteers split between "smooth" and "disk".
+        score += 1.2 * seen.detail * (1.0 - look.bulge_to_total)
+    return (score + _ARM_WEIGHT * seen.arms + _EDGE_WEIGHT * seen.edge_disk + 3.0 * seen.bar
+            + 4.0 * look.irregular * seen.detail + 1.5 * seen.ring - 2.5 * look.bulge_to_total)
+
+
+def _lower_answer_weights(look: _Look, seen: _Seen) -> dict[int, list[float]]:
+    """Expected answer shares of questions 2-11 (unnormalised), from the galaxy's true features."""
+    bt = look.bulge_to_total
+    p_edge = 0.03 + 0.92 * _sigmoid((0.33 - look.q_obs) / 0.05) * _log_sigmoid(look.snr, 1.2, 0.5)
+    if look.kind == "elliptical":
+        p_edge = 0.03
+    p_bar = 0.06 + 0.85 * seen.bar
+    if look.kind == "spiral":
+        p_spiral = 0.1 + 0.85 * _sigmoid((seen.arms - 0.18) / 0.06)
+    else:
+        p_spiral = 0.3 if look.irregular else 0.1
+    p_odd = min(0.05 + 0.6 * look.merger + 0.45 * seen.ring + 0.35 * look.irregular
+                + 0.3 * look.dust_lane * seen.edge_on + 0.08 * min(look.neighbours, 2)
+                + 0.2 * look.star_overlap, 0.95)
+    bulge_index = 3.0 * min(bt / 0.55, 1.0) ** 0.7  # none .. dominant
+    p_round = _sigmoid((look.q_obs - 0.8) / 0.05)
+    p_cigar = _sigmoid((0.42 - look.q_obs) / 0.05)
+    winding = (min(max(look.pitch_deg, 10.0), 30.0) - 10.0) / 10.0 if look.arms else 1.0  # tight .. loose
+    arm_index = look.arms - 1 if look.arms else 1
+    return {
+        2: [p_edge, 1 - p_edge],
+        3: [p_bar, 1 - p_bar],
+        4: [p_spiral, 1 - p_spiral],
+        5: [math.exp(-((k - bulge_index) ** 2) / (2 * 0.6**2)) + 0.02 for k in range(4)],
+        6: [p_odd, 1 - p_odd],
+        7: [p_round, max(1 - p_round - p_cigar, 0.05), p_cigar],
+        # ring, lens or arc, disturbed, irregular, other, merger, dust lane
+        8: [0.02 + 3 * look.ring, 0.03, 0.05 + 1.5 * look.merger, 0.04 + 3 * look.irregular,
+            0.15 + 1.5 * look.star_overlap + 0.3 * min(look.neighbours, 2), 0.04 + 3 * look.merger,
+            0.02 + 3 * look.dust_lane],
+        # edge-on bulge: rounded, boxy, none
+        9: [_sigmoid((bt - 0.15) / 0.05) + 0.05, 0.1 + 0.3 * math.exp(-(((bt - 0.12) / 0.05) ** 2)),
+            _sigmoid((0.1 - bt) / 0.04) + 0.05],
+        10: [math.exp(-((k - winding) ** 2) / (2 * 0.6**2)) + 0.03 for k in range(3)],
+        # 1, 2, 3, 4, more than four, can't tell (more likely when the arms are hard to see)
+        11: [*(math.exp(-((k - arm_index) ** 2) / (2 * 0.45**2)) for k in range(4)),
+             0.04 + (0.25 if look.arms == 4 else 0.0), 0.1 + 1.5 * (1.0 - min(seen.arms / 0.4, 1.0))],
+    }
+
+
 def _vote_fractions(look: _Look, rng: np.random.Generator) -> np.ndarray:
     """Simulate the Galaxy Zoo crowd and return the 37 cumulative vote fractions.
+
+    Q1: the latent featuredness mu = sigmoid(score + scatter) gives p ~ Beta(kappa mu, kappa (1 - mu)),
+    plus a small star/artifact share. Lower questions get Dirichlet-scattered answer shares around
+    what the galaxy really shows. About 40 volunteers then walk down the tree.
 
     Args:
         look: what is visible in the cutout.
@@ -454,79 +549,38 @@ def _vote_fractions(look: _Look, rng: np.random.Generator) -> np.ndarray:
     Returns:
         Array of shape (37,) in `CLASS_COLUMNS` order; every constraint holds to float precision.
     """
-    disk = look.kind != "elliptical"
-    vis = _sigmoid((math.log(look.res) - math.log(_RES_MID)) / 0.35) * _sigmoid((math.log(look.snr) - math.log(_SNR_MID)) / 0.45)
-    face = min(max((look.q_disk - 0.25) / 0.35, 0.0), 1.0)
-    arm_vis = look.arm_contrast * vis * face
-    edge_on = min(max((0.45 - look.q_obs) / 0.2, 0.0), 1.0) if disk else 0.0
-    edge_vis = edge_on * _sigmoid((math.log(look.snr) - math.log(1.5)) / 0.5) * _sigmoid((math.log(look.res) - math.log(0.8)) / 0.35)
-    bar_vis = look.bar * vis * (0.3 + 0.7 * face)
-    ring_vis = float(look.ring) * vis
-    if disk:
-        score = (
-            _DISK_BASE
-            + _ARM_WEIGHT * arm_vis
-            + _EDGE_WEIGHT * edge_vis
-            + 3.0 * bar_vis
-            + 4.0 * float(look.irregular) * vis
-            + 1.5 * ring_vis
-            - 2.5 * look.bulge_to_total
-            + (1.2 * vis * (1.0 - look.bulge_to_total) if look.kind == "lenticular" else 0.0)
-        )
-    else:
-        score = _ELLIPTICAL_BASE
-    score += 0.8 * float(look.merger) + 0.7 * rng.standard_normal()
-    mu = min(max(_sigmoid(score), 0.02), 0.98)
+    seen = _what_is_seen(look)
+    # The scatter stands for everything the model does not know about how volunteers perceive.
+    mu = min(max(_sigmoid(_featuredness(look, seen) + 0.7 * rng.standard_normal()), 0.02), 0.98)
     kappa = float(rng.uniform(5.0, 20.0))
     p_feat = float(rng.beta(kappa * mu, kappa * (1 - mu)))
-    compact = _sigmoid((math.log(0.7) - math.log(look.res)) / 0.2)
+    # Seeing-dominated galaxies and bright stars on top draw some "star or artifact" votes.
+    compact = _log_sigmoid(0.7, look.res, 0.2)
     p_star = float(rng.beta(0.6, 40.0)) + 0.15 * max(compact, look.star_overlap) * float(rng.uniform(0.2, 1.0))
     p_star = min(p_star, 0.6)
-
-    def dirichlet(weights: list[float]) -> np.ndarray:
-        w = np.asarray(weights, dtype=float)
-        return rng.dirichlet(float(rng.uniform(8, 20)) * w / w.sum() + 0.05)
-
-    def yes_no(p: float) -> np.ndarray:
-        return dirichlet([min(max(p, 0.02), 0.98), 1 - min(max(p, 0.02), 0.98)])
-
-    snr_term = _sigmoid((math.log(look.snr) - math.log(1.2)) / 0.5)
-    p_edge = 0.03 + 0.92 * _sigmoid((0.33 - look.q_obs) / 0.05) * snr_term if disk else 0.03
-    p_bar = 0.06 + 0.85 * bar_vis
-    p_spiral = 0.1 + 0.85 * _sigmoid((arm_vis - 0.18) / 0.06) if look.kind == "spiral" else (0.3 if look.irregular else 0.1)
-    bulge_index = 3.0 * min(look.bulge_to_total / 0.55, 1.0) ** 0.7
-    q5 = [math.exp(-((k - bulge_index) ** 2) / (2 * 0.6**2)) + 0.02 for k in range(4)]
-    p_odd = min(0.05 + 0.6 * look.merger + 0.45 * ring_vis + 0.35 * look.irregular
-                + 0.3 * look.dust_lane * edge_on + 0.08 * min(look.neighbours, 2) + 0.2 * look.star_overlap, 0.95)
-    p_round = _sigmoid((look.q_obs - 0.8) / 0.05)
-    p_cigar = _sigmoid((0.42 - look.q_obs) / 0.05)
-    q7 = [p_round, max(1 - p_round - p_cigar, 0.05), p_cigar]
-    q8 = [0.02 + 3 * look.ring, 0.03, 0.05 + 1.5 * look.merger, 0.04 + 3 * look.irregular,
-          0.15 + 1.5 * look.star_overlap + 0.3 * min(look.neighbours, 2), 0.04 + 3 * look.merger, 0.02 + 3 * look.dust_lane]
-    bt = look.bulge_to_total
-    q9 = [_sigmoid((bt - 0.15) / 0.05) + 0.05, 0.1 + 0.3 * math.exp(-(((bt - 0.12) / 0.05) ** 2)), _sigmoid((0.1 - bt) / 0.04) + 0.05]
-    winding = (min(max(look.pitch_deg, 10.0), 30.0) - 10.0) / 10.0 if look.arms else 1.0
-    q10 = [math.exp(-((k - winding) ** 2) / (2 * 0.6**2)) + 0.03 for k in range(3)]
-    arm_index = look.arms - 1 if look.arms else 1
-    q11 = [math.exp(-((k - arm_index) ** 2) / (2 * 0.45**2)) for k in range(4)]
-    q11 += [0.04 + (0.25 if look.arms == 4 else 0.0), 0.1 + 1.5 * (1.0 - min(arm_vis / 0.4, 1.0))]
-    probs = {
-        1: np.array([(1 - p_star) * (1 - p_feat), (1 - p_star) * p_feat, p_star]),
-        2: yes_no(p_edge),
-        3: yes_no(p_bar),
-        4: yes_no(p_spiral),
-        5: dirichlet(q5),
-        6: yes_no(p_odd),
-        7: dirichlet(q7),
-        8: dirichlet(q8),
-        9: dirichlet(q9),
-        10: dirichlet(q10),
-        11: dirichlet(q11),
-    }
+    probs = {1: np.array([(1 - p_star) * (1 - p_feat), (1 - p_star) * p_feat, p_star])}
+    for q, weights in _lower_answer_weights(look, seen).items():
+        w = np.clip(np.asarray(weights, dtype=float), 0.02, None)
+        probs[q] = rng.dirichlet(float(rng.uniform(8, 20)) * w / w.sum() + 0.05)
     n_voters = 30 + int(rng.poisson(12))
     # Galaxy Zoo down-weights inconsistent volunteers, which makes the fractions non-round.
-    weights = np.where(rng.random(n_voters) < 0.85, 1.0, rng.uniform(0.2, 1.0, n_voters))
-    return _tally(probs, weights, rng)
+    voter_weights = np.where(rng.random(n_voters) < 0.85, 1.0, rng.uniform(0.2, 1.0, n_voters))
+    return _tally(probs, voter_weights, rng)
+
+
+def _parent_answers() -> dict[int, tuple[int, int] | None]:
+    """Question -> (parent question, 0-based answer index) that leads to it, from `QUESTION_PARENT`."""
+    out: dict[int, tuple[int, int] | None] = {}
+    for q, parent in kf.QUESTION_PARENT.items():
+        if parent is None:
+            out[q] = None
+        else:
+            parent_q, parent_a = parent.removeprefix("Class").split(".")
+            out[q] = (int(parent_q), int(parent_a) - 1)
+    return out
+
+
+_PARENT_ANSWER = _parent_answers()
 
 
 def _tally(probs: dict[int, np.ndarray], weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -544,12 +598,8 @@ def _tally(probs: dict[int, np.ndarray], weights: np.ndarray, rng: np.random.Gen
     answers: dict[int, np.ndarray] = {}
     total = weights.sum()
     for q, sl in kf.QUESTION_SLICES.items():
-        parent = kf.QUESTION_PARENT[q]
-        if parent is None:
-            asked = np.ones(weights.size, dtype=bool)
-        else:
-            parent_q, parent_a = (int(part) for part in parent.removeprefix("Class").split("."))
-            asked = answers[parent_q] == parent_a - 1
+        parent = _PARENT_ANSWER[q]
+        asked = np.ones(weights.size, dtype=bool) if parent is None else answers[parent[0]] == parent[1]
         cumulative = np.cumsum(probs[q])
         # Draw for every voter so the stream's use does not depend on earlier answers.
         choice = np.searchsorted(cumulative, rng.random(weights.size) * cumulative[-1], side="right")
@@ -852,6 +902,8 @@ def generate(out_dir: Path, n_images: int, seed: int, workers: int | None = None
                 "use an empty folder"
             )
     image_dir.mkdir(parents=True, exist_ok=True)
+    # The CSV is written last, so its presence marks a complete data set.
+    (out_dir / kf.SOLUTIONS_CSV).unlink(missing_ok=True)
 
     # About four chunks per worker balances the load without much scheduling overhead.
     chunk = max(1, min(64, math.ceil(n_images / (4 * workers))))
@@ -863,7 +915,6 @@ def generate(out_dir: Path, n_images: int, seed: int, workers: int | None = None
             futures = [pool.submit(_render_chunk, seed, c, ids[c.start:c.stop], str(image_dir)) for c in chunks]
             parts = [future.result() for future in futures]
     frame = _frame(ids, np.concatenate(parts))
-    # The CSV goes last, so its presence marks a complete data set.
     frame.to_csv(out_dir / kf.SOLUTIONS_CSV, index=False, float_format="%.6f")
     return frame
 
@@ -889,7 +940,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError) as error:
         parser.error(str(error))
     elapsed = time.perf_counter() - start
-    print(f"wrote {args.n_images} images to {args.out_dir} in {elapsed:.1f} s ({args.n_images / elapsed:.1f} images/s)")
+    rate = args.n_images / elapsed
+    print(f"wrote {args.n_images} images to {args.out_dir} in {elapsed:.1f} s ({rate:.1f} images/s)")
     return 0
 
 

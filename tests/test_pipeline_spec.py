@@ -53,7 +53,7 @@ def test_stage_order_and_names():
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_stage_script_params_and_module_deps(stage):
     script = f"stages/{stage}.py"
-    assert STAGES[stage]["cmd"] == f"python {script}"
+    assert STAGES[stage]["cmd"] == f"python -m stages.{stage}"
     assert (REPO / script).is_file()
     deps = _deps(stage)
     assert script in deps

@@ -35,10 +35,13 @@ def build_baseline(image_size: int, filters: tuple[int, ...] = (32, 64, 128), ke
     return keras.Model(inputs, outputs, name=name)
 
 
+SCRATCH_BN_MOMENTUM = 0.9
+
+
 def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dropout: float = 0.2,
-                   weights: str | Path | None = None,
+                   weights: str | Path | None = None, freeze_base: bool = True,
                    name: str = "transfer_mobilenetv2") -> tuple[keras.Model, keras.Model]:
-    """MobileNetV2 (no top) + GlobalAveragePooling + Dropout + Dense, base frozen.
+    """MobileNetV2 (no top) + GlobalAveragePooling + Dropout + Dense.
 
     Resizing to `input_size` and MobileNetV2's own scaling to [-1, 1] happen inside the
     model, so it takes the same [0, 255] input as every other model.
@@ -50,6 +53,8 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
         dropout: dropout rate before the output.
         weights: None for random initialisation, or the path of a no-top .h5 weights file
             (see `cosmic.weights.resolve_mobilenet_weights`).
+        freeze_base: freeze the base and run its BatchNorm in inference mode (pretrained
+            features); False trains every layer, BatchNorm included (training from scratch).
         name: model name.
 
     Returns:
@@ -57,14 +62,20 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
     """
     base = keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), alpha=alpha,
                                           include_top=False, weights=None if weights is None else str(weights))
-    base.trainable = False
+    base.trainable = not freeze_base
+    if not freeze_base:
+        # MobileNetV2's BatchNorm momentum (0.999) assumes long ImageNet runs; over a few hundred steps
+        # its moving statistics stay near their initial values and validation outputs collapse.
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = SCRATCH_BN_MOMENTUM
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     if input_size != image_size:
         x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(x)
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenet_preprocess")(x)
-    # training=False keeps BatchNorm in inference mode even when the base is unfrozen.
-    x = base(x, training=False)
+    # training=False keeps pretrained BatchNorm statistics even when the top is unfrozen.
+    x = base(x, training=False if freeze_base else None)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(1, activation="sigmoid", name="p_spiral")(x)

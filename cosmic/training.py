@@ -49,6 +49,22 @@ class Phase:
     before: Callable[[], object] | None = None
 
 
+def transfer_schedule(backbone: keras.Model, pretrained: bool, head_epochs: int, learning_rate: float,
+                      fine_tune_epochs: int, fine_tune_lr: float, fine_tune_layers: int) -> list[Phase]:
+    """The transfer model's phases: head then fine-tuning when pretrained, else one from-scratch fit.
+
+    A frozen, randomly initialised base gives no features worth training a head on, so
+    without pretrained weights every layer trains for the same total number of epochs.
+    """
+    from cosmic.models import unfreeze_top
+
+    if not pretrained:
+        return [Phase("scratch", head_epochs + fine_tune_epochs, learning_rate)]
+    return [Phase("head", head_epochs, learning_rate),
+            Phase("fine_tune", fine_tune_epochs, fine_tune_lr,
+                  before=lambda: unfreeze_top(backbone, fine_tune_layers))]
+
+
 def compile_model(model: keras.Model, learning_rate: float) -> None:
     """Adam + binary cross-entropy with accuracy and AUC, the setup every model trains with."""
     model.compile(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -68,6 +69,22 @@ def make_tuner(kind: str, hypermodel: HyperModel, objective: str, max_trials: in
         # Hyperband sizes its own brackets from max_epochs; max_trials does not apply.
         return kt.Hyperband(hypermodel, max_epochs=epochs, factor=3, **common)
     raise ValueError(f"unknown tuner {kind!r}; expected random, bayesian or hyperband")
+
+
+def make_oracle_file_reproducible(directory: Path) -> None:
+    """Remove what makes KerasTuner's oracle.json differ between identical searches.
+
+    The oracle stores wall-clock trial start times and a Python set (ordered by the
+    per-process hash seed). The tuner directory is a DVC output, so these would change
+    dvc.lock on every re-run; the trials and their scores are untouched.
+    """
+    path = Path(directory) / "oracle.json"
+    state = json.loads(path.read_text())
+    state["tried_so_far"] = sorted(state.get("tried_so_far", []))
+    display = state.get("display", {})
+    display.pop("search_start", None)
+    display.pop("trial_start", None)
+    path.write_text(json.dumps(state, sort_keys=True))
 
 
 def trials_table(tuner: kt.Tuner) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from cosmic.augment import AlbumentationsBatch
 from cosmic.data import make_dataset
 from cosmic.params import ParamError
 from cosmic.training import TrainingError, load_train_val, set_determinism
-from cosmic.tuning import HyperModel, make_tuner, trials_table
+from cosmic.tuning import HyperModel, make_oracle_file_reproducible, make_tuner, trials_table
 from cosmic.utils import setup_logging, write_json
 
 STAGE = "tune"
@@ -33,6 +33,7 @@ def main() -> None:
     tuner.search(train_ds, validation_data=val_ds, epochs=p.epochs_per_trial, shuffle=False, verbose=2,
                  callbacks=[keras.callbacks.TerminateOnNaN()])
 
+    make_oracle_file_reproducible(paths.TUNER_WORKDIR)
     table = trials_table(tuner)
     if table["score"].isna().all():
         raise TrainingError("tune: no trial finished with a score; see the log above")

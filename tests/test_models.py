@@ -63,3 +63,35 @@ def test_hypermodel_maps_hp_to_the_baseline_builder_and_round_trips():
     assert lr == hp.values["learning_rate"]
     conv1 = again.get_layer("conv1")
     assert conv1.filters == hp.values["filters_block1"] and conv1.kernel_size == (p.kernel_size,) * 2
+
+
+def test_transfer_schedule_depends_on_pretraining():
+    from cosmic.models import SCRATCH_BN_MOMENTUM
+    from cosmic.training import transfer_schedule
+
+    _, base = build_transfer(32, input_size=32, alpha=0.35)
+    head, fine = transfer_schedule(base, True, 3, 1e-3, 5, 1e-5, 10)
+    assert (head.name, head.epochs, head.learning_rate, head.before) == ("head", 3, 1e-3, None)
+    assert (fine.name, fine.epochs, fine.learning_rate) == ("fine_tune", 5, 1e-5)
+    fine.before()
+    assert sum(la.trainable for la in base.layers) > 0 and not base.layers[0].trainable
+
+    (scratch,) = transfer_schedule(base, False, 3, 1e-3, 5, 1e-5, 10)
+    assert (scratch.name, scratch.epochs, scratch.learning_rate, scratch.before) == ("scratch", 8, 1e-3, None)
+    _, free = build_transfer(32, input_size=32, alpha=0.35, freeze_base=False)
+    bns = [la for la in free.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert free.trainable and all(la.trainable and la.momentum == SCRATCH_BN_MOMENTUM for la in bns)
+
+
+def test_oracle_file_is_made_reproducible(tmp_path):
+    import json
+
+    from cosmic.tuning import make_oracle_file_reproducible
+
+    state = {"tried_so_far": ["b", "a"], "display": {"search_start": "2026-01-01T00:00:00",
+                                                     "trial_start": {"0": "x"}, "trial_number": {"0": 1}},
+             "end_order": ["0"]}
+    (tmp_path / "oracle.json").write_text(json.dumps(state))
+    make_oracle_file_reproducible(tmp_path)
+    out = json.loads((tmp_path / "oracle.json").read_text())
+    assert out == {"tried_so_far": ["a", "b"], "display": {"trial_number": {"0": 1}}, "end_order": ["0"]}

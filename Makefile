@@ -21,6 +21,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 repro: install
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
+	@sed -n '/^| model/,/^$$/p' metrics/report.md
 	@echo "Report: metrics/report.md   Plots: plots/ (PNG) and 'dvc plots show' (HTML)"
 
 test: install

@@ -1,9 +1,9 @@
 """Training throughput (images/s) per model, with and without augmentation, on this machine.
 
-Usage: python benchmarks/bench_training.py [--image-size 64] [--n 1024] [--batch-size 64] [--epochs 2]
+Usage: python benchmarks/bench_training.py [--image-size 64] [--n 1024] [--batch-size 64] [--epochs 3]
 
-Times full epochs of model.fit after one warm-up epoch, on random uint8 images, through the
-same tf.data pipeline and models the stages use.
+Times full epochs of model.fit (median of --epochs, after one warm-up epoch) on random uint8
+images, through the same tf.data pipeline and models the stages use.
 """
 
 from __future__ import annotations
@@ -25,11 +25,15 @@ from cosmic.training import compile_model, set_determinism
 
 
 def throughput(model, arrays: Arrays, batch_size: int, epochs: int, augment) -> float:
+    """Median images/s over `epochs` timed epochs, after a warm-up epoch (tracing, caches)."""
     ds = make_dataset(arrays, batch_size, shuffle=True, seed=0, augment=augment)
     model.fit(ds, epochs=1, verbose=0, shuffle=False)
-    start = time.perf_counter()
-    model.fit(ds, epochs=epochs, verbose=0, shuffle=False)
-    return epochs * len(arrays.labels) / (time.perf_counter() - start)
+    rates = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
+        rates.append(len(arrays.labels) / (time.perf_counter() - start))
+    return float(np.median(rates))
 
 
 def pipeline_only(arrays: Arrays, batch_size: int, augment) -> float:
@@ -47,7 +51,7 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--n", type=int, default=1024)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3)
     args = ap.parse_args()
     raw = params.load()
     set_determinism(0, False)
@@ -69,7 +73,10 @@ def main() -> None:
         builders = {
             "baseline": lambda: build_baseline(args.image_size, tb.cnn.filters, tb.cnn.kernel_size,
                                                tb.cnn.dense_units, tb.cnn.dropout),
-            "transfer (head)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha, tt.dropout)[0],
+            "transfer (head, pretrained)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha,
+                                                                  tt.dropout)[0],
+            "transfer (scratch)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha, tt.dropout,
+                                                         freeze_base=False)[0],
         }
         for name, build in builders.items():
             for aug_name, aug in (("none", None), ("basic", basic_augment), ("albumentations", alb)):

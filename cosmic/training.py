@@ -14,8 +14,12 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
+from cosmic import paths
 from cosmic.data import BatchAugment, make_dataset
-from cosmic.packing import Arrays
+from cosmic.modelio import preprocessing_record, save_model
+from cosmic.models import unfreeze_top
+from cosmic.packing import Arrays, load_split, read_meta
+from cosmic.utils import write_json
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +60,6 @@ def transfer_schedule(backbone: keras.Model, pretrained: bool, head_epochs: int,
     A frozen, randomly initialised base gives no features worth training a head on, so
     without pretrained weights every layer trains for the same total number of epochs.
     """
-    from cosmic.models import unfreeze_top
-
     if not pretrained:
         return [Phase("scratch", head_epochs + fine_tune_epochs, learning_rate)]
     return [Phase("head", head_epochs, learning_rate),
@@ -142,8 +144,6 @@ def load_train_val(processed_dir: Path, image_size: int) -> tuple[Arrays, Arrays
     Raises:
         TrainingError: if the arrays were packed at another size than base.image_size.
     """
-    from cosmic.packing import load_split, read_meta
-
     meta = read_meta(processed_dir)
     if meta["image_size"] != image_size:
         raise TrainingError(f"{processed_dir} holds {meta['image_size']}px images but base.image_size is "
@@ -158,10 +158,6 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batc
     Writes models/<stage>.keras (with its preprocessing record), the per-epoch DVCLive logs
     under plots/training/<stage>/, and metrics/<stage>.json.
     """
-    from cosmic import paths
-    from cosmic.modelio import preprocessing_record, save_model
-    from cosmic.utils import write_json
-
     train, val = load_train_val(paths.PROCESSED_DIR, base.image_size)
     log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
              model.count_params())

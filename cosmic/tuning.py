@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 import pandas as pd
+from dvclive import Live
 
 from cosmic.models import build_baseline
 from cosmic.params import SearchSpace
@@ -85,6 +86,33 @@ def make_oracle_file_reproducible(directory: Path) -> None:
     display.pop("search_start", None)
     display.pop("trial_start", None)
     path.write_text(json.dumps(state, sort_keys=True))
+
+
+def run_search(tuner: kt.Tuner, train_ds, val_ds, epochs: int, objective: str, kernel_size: int,
+               kind: str) -> tuple[pd.DataFrame, dict]:
+    """Search, then return the per-trial table and the best_hparams.json record.
+
+    Raises:
+        RuntimeError: if no trial finished with a score.
+    """
+    tuner.search(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, verbose=2,
+                 callbacks=[keras.callbacks.TerminateOnNaN()])
+    make_oracle_file_reproducible(Path(tuner.project_dir))
+    table = trials_table(tuner)
+    if table["score"].isna().all():
+        raise RuntimeError("no trial finished with a score; see the log above")
+    best = tuner.oracle.get_best_trials(1)[0]
+    record = {"hyperparameters": best.hyperparameters.values, "kernel_size": kernel_size, "objective": objective,
+              "score": round(float(best.score), 6), "trial": best.trial_id, "tuner": kind}
+    return table, record
+
+
+def log_trials(table: pd.DataFrame, objective: str, live_dir: Path) -> None:
+    """Log each trial's score as one DVCLive step (KerasTuner cannot deep-copy DVCLive's callback)."""
+    with Live(str(live_dir), save_dvc_exp=False, dvcyaml=False) as live:
+        for score in table["score"]:
+            live.log_metric(f"trial/{objective}", float("nan") if score is None else score)
+            live.next_step()
 
 
 def trials_table(tuner: kt.Tuner) -> pd.DataFrame:

@@ -3,15 +3,12 @@
 import logging
 import sys
 
-import keras
-from dvclive import Live
-
 from cosmic import params, paths, plots
 from cosmic.augment import AlbumentationsBatch
 from cosmic.data import make_dataset
 from cosmic.params import ParamError
 from cosmic.training import TrainingError, load_train_val, set_determinism
-from cosmic.tuning import HyperModel, make_oracle_file_reproducible, make_tuner, trials_table
+from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search
 from cosmic.utils import setup_logging, write_json
 
 STAGE = "tune"
@@ -30,24 +27,13 @@ def main() -> None:
 
     tuner = make_tuner(p.tuner, HyperModel(base.image_size, p.space, p.kernel_size), p.objective,
                        p.max_trials, p.epochs_per_trial, base.seed, paths.TUNER_WORKDIR)
-    tuner.search(train_ds, validation_data=val_ds, epochs=p.epochs_per_trial, shuffle=False, verbose=2,
-                 callbacks=[keras.callbacks.TerminateOnNaN()])
-
-    make_oracle_file_reproducible(paths.TUNER_WORKDIR)
-    table = trials_table(tuner)
-    if table["score"].isna().all():
-        raise TrainingError("tune: no trial finished with a score; see the log above")
-    best_trial = tuner.oracle.get_best_trials(1)[0]
-    best = {"hyperparameters": best_trial.hyperparameters.values, "kernel_size": p.kernel_size,
-            "objective": p.objective, "score": round(float(best_trial.score), 6), "trial": best_trial.trial_id,
-            "tuner": p.tuner}
+    try:
+        table, best = run_search(tuner, train_ds, val_ds, p.epochs_per_trial, p.objective, p.kernel_size, p.tuner)
+    except RuntimeError as e:
+        raise TrainingError(str(e)) from None
     write_json(paths.BEST_HPARAMS, best)
     table.to_csv(paths.TUNE_DIR / "trials.csv", index=False)
-    # DVCLive's Keras callback cannot be deep-copied by KerasTuner, so trials are logged afterwards.
-    with Live(str(paths.PLOTS_DIR / "training" / STAGE), save_dvc_exp=False, dvcyaml=False) as live:
-        for score in table["score"]:
-            live.log_metric(f"trial/{p.objective}", float("nan") if score is None else score)
-            live.next_step()
+    log_trials(table, p.objective, paths.PLOTS_DIR / "training" / STAGE)
     plots.plot_trials(table, p.objective, paths.PLOTS_DIR / "tune_trials.png")
     write_json(paths.stage_metrics(STAGE), {"best_score": best["score"], "objective": p.objective,
                                             "n_trials": int(len(table)), "best_trial": best["trial"],

@@ -99,10 +99,6 @@ class _Section:
         return tuple(v)
 
 
-def _section(raw: Mapping[str, Any], name: str) -> _Section:
-    return _Section(raw, name)
-
-
 def _nested(parent: _Section, key: str) -> _Section:
     return _Section({parent.key(key): parent.get(key)}, parent.key(key))
 
@@ -118,7 +114,7 @@ class Base:
 
 def base(raw: Mapping[str, Any]) -> Base:
     """Validate the `base` section."""
-    s = _section(raw, "base")
+    s = _Section(raw, "base")
     crop = s.integer("crop_size", 8, IMAGE_SIZE)
     size = s.integer("image_size", 8, 1024)
     if size > crop:
@@ -149,7 +145,7 @@ class Fetch:
 
 def fetch(raw: Mapping[str, Any]) -> Fetch:
     """Validate the `fetch` section."""
-    s = _section(raw, "fetch")
+    s = _Section(raw, "fetch")
     syn = _nested(s, "synthetic")
     return Fetch(
         source=s.choice("source", ("synthetic", "kaggle")),
@@ -169,7 +165,7 @@ class Filter:
 
 def filter_(raw: Mapping[str, Any]) -> Filter:
     """Validate the `filter` section."""
-    s = _section(raw, "filter")
+    s = _Section(raw, "filter")
     t = s.number("threshold", 0.5, 1.0)
     if t >= 1.0:
         raise s.fail("threshold", t, "a number in [0.5, 1) (a fraction must exceed it)")
@@ -186,7 +182,7 @@ class Split:
 
 def split(raw: Mapping[str, Any]) -> Split:
     """Validate the `split` section: three fractions in (0, 1) summing to 1."""
-    s = _section(raw, "split")
+    s = _Section(raw, "split")
     fr = {k: s.number(k, 0.0, 1.0, low_open=True) for k in ("train", "val", "test")}
     total = sum(fr.values())
     if abs(total - 1.0) > 1e-6:
@@ -204,7 +200,7 @@ class Preprocess:
 
 def preprocess(raw: Mapping[str, Any]) -> Preprocess:
     """Validate the `preprocess` section."""
-    return Preprocess(_section(raw, "preprocess").integer("chunk_size", 1))
+    return Preprocess(_Section(raw, "preprocess").integer("chunk_size", 1))
 
 
 @dataclass(frozen=True)
@@ -247,7 +243,7 @@ class TrainBaseline:
 
 def train_baseline(raw: Mapping[str, Any]) -> TrainBaseline:
     """Validate the `train_baseline` section."""
-    s = _section(raw, "train_baseline")
+    s = _Section(raw, "train_baseline")
     cnn = CNN(s.int_list("filters"), s.integer("kernel_size", 1, 15), s.integer("dense_units", 1),
               s.number("dropout", 0.0, 0.95))
     return TrainBaseline(cnn, _fit(s), s.choice("augment", ("none", "basic")))
@@ -273,7 +269,7 @@ MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 
 def train_transfer(raw: Mapping[str, Any]) -> TrainTransfer:
     """Validate the `train_transfer` section."""
-    s = _section(raw, "train_transfer")
+    s = _Section(raw, "train_transfer")
     alpha = s.number("alpha", 0.0, 2.0, True)
     if alpha not in MOBILENET_ALPHAS:
         raise s.fail("alpha", alpha, "one of " + ", ".join(map(str, MOBILENET_ALPHAS)))
@@ -343,13 +339,13 @@ class Tune:
     objective: str
     kernel_size: int
     space: SearchSpace
-    fit: Fit
+    batch_size: int
     augment: Augment
 
 
 def tune(raw: Mapping[str, Any]) -> Tune:
     """Validate the `tune` section (its augmentation is `train_optimized.augment`, shared)."""
-    s = _section(raw, "tune")
+    s = _Section(raw, "tune")
     sp = _nested(s, "space")
     blocks = sorted(k for k in sp.raw if k.startswith("filters_block"))
     if not blocks:
@@ -364,15 +360,14 @@ def tune(raw: Mapping[str, Any]) -> Tune:
         raise lr.fail("min", lrs[0], f"<= {lr.name}.max ({lrs[1]})")
     space = SearchSpace(filters, sp.int_list("dense_units"), d, lrs, lr.choice("sampling", ("log", "linear")))
     objective = s.choice("objective", ("val_accuracy", "val_loss", "val_auc"))
-    epochs = s.integer("epochs_per_trial", 1)
-    fit = Fit(s.integer("batch_size", 1, 4096), epochs, epochs, lrs[0], False)
-    return Tune(s.choice("tuner", TUNERS), s.integer("max_trials", 1), epochs, objective,
-                s.integer("kernel_size", 1, 15), space, fit, _augment(_section(raw, "train_optimized")))
+    return Tune(s.choice("tuner", TUNERS), s.integer("max_trials", 1), s.integer("epochs_per_trial", 1), objective,
+                s.integer("kernel_size", 1, 15), space, s.integer("batch_size", 1, 4096),
+                _augment(_Section(raw, "train_optimized")))
 
 
 @dataclass(frozen=True)
 class TrainOptimized:
-    fit_batch_size: int
+    batch_size: int
     epochs: int
     patience: int
     class_weight: bool
@@ -381,7 +376,7 @@ class TrainOptimized:
 
 def train_optimized(raw: Mapping[str, Any]) -> TrainOptimized:
     """Validate the `train_optimized` section (the learning rate comes from the tuner)."""
-    s = _section(raw, "train_optimized")
+    s = _Section(raw, "train_optimized")
     return TrainOptimized(s.integer("batch_size", 1, 4096), s.integer("epochs", 1), s.integer("patience", 1),
                           s.boolean("class_weight"), _augment(s))
 
@@ -398,7 +393,7 @@ class Evaluate:
 
 def evaluate(raw: Mapping[str, Any]) -> Evaluate:
     """Validate the `evaluate` section."""
-    s = _section(raw, "evaluate")
+    s = _Section(raw, "evaluate")
     tta = s.integer("tta", 1, 8)
     if tta not in (1, 8):
         raise s.fail("tta", tta, "1 (off) or 8 (the eight rotations/flips)")

@@ -21,7 +21,7 @@ def main() -> None:
     best = read_json(paths.BEST_HPARAMS)
     kwargs, learning_rate = builder_args(best)
     model = build_baseline(base.image_size, name="optimized_cnn", **kwargs)
-    run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, batch_size=p.fit_batch_size,
+    run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, batch_size=p.batch_size,
               patience=p.patience, augment=AlbumentationsBatch(p.augment).tf_apply,
               use_class_weight=p.class_weight,
               extra_metrics={"hyperparameters": best["hyperparameters"], "learning_rate": learning_rate})

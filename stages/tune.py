@@ -22,8 +22,8 @@ def main() -> None:
     set_determinism(base.seed, base.deterministic)
     train, val = load_train_val(paths.PROCESSED_DIR, base.image_size)
     augment = AlbumentationsBatch(p.augment).tf_apply
-    train_ds = make_dataset(train, p.fit.batch_size, shuffle=True, seed=base.seed, augment=augment)
-    val_ds = make_dataset(val, p.fit.batch_size)
+    train_ds = make_dataset(train, p.batch_size, shuffle=True, seed=base.seed, augment=augment)
+    val_ds = make_dataset(val, p.batch_size)
 
     tuner = make_tuner(p.tuner, HyperModel(base.image_size, p.space, p.kernel_size), p.objective,
                        p.max_trials, p.epochs_per_trial, base.seed, paths.TUNER_WORKDIR)

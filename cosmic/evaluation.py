@@ -26,6 +26,34 @@ class ModelEval:
     metrics: dict
 
 
+def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], *, bootstrap_resamples: int,
+                 ci_level: float, calibration_bins: int, seed: int) -> dict:
+    """The metrics of one set of predictions, as reported by evaluate and cosmic.score.
+
+    Args:
+        y: 0/1 labels (0 = class_names[0]), shape (n,).
+        p: predicted probability of class_names[1], shape (n,).
+        class_names: (name of class 0, name of class 1), keys of the per-class entries.
+        bootstrap_resamples: resamples of the accuracy confidence interval.
+        ci_level: confidence level of that interval, e.g. 0.95.
+        calibration_bins: equal-width bins of the expected calibration error.
+        seed: bootstrap seed; the same seed for every model makes their intervals come from
+            the same resamples of the images.
+
+    Returns:
+        `metrics.classification_metrics` (accuracy, balanced accuracy, per-class scores, ROC AUC,
+        ECE, confusion matrix, ...) plus ``accuracy_ci`` {low, high, level}.
+
+    Raises:
+        ValueError: on invalid labels/probabilities or settings (see `cosmic.metrics`).
+    """
+    m = M.classification_metrics(y, p, class_names, n_bins=calibration_bins)
+    low, high = M.bootstrap_ci(y, (np.asarray(p) > 0.5).astype(int), n_resamples=bootstrap_resamples,
+                               level=ci_level, seed=seed)
+    m["accuracy_ci"] = {"low": low, "high": high, "level": ci_level}
+    return m
+
+
 def evaluate_model(name: str, model, data: Arrays, class_names: tuple[str, str], *, tta: int, batch_size: int,
                    bootstrap_resamples: int, ci_level: float, calibration_bins: int, seed: int) -> ModelEval:
     """All metrics of one model on one split, plain and (with tta=8) with test-time augmentation.
@@ -34,20 +62,14 @@ def evaluate_model(name: str, model, data: Arrays, class_names: tuple[str, str],
     come from the same resamples.
     """
     y = data.labels.astype(int)
-
-    def block(p: np.ndarray) -> dict:
-        m = M.classification_metrics(y, p, class_names, n_bins=calibration_bins)
-        low, high = M.bootstrap_ci(y, (p > 0.5).astype(int), n_resamples=bootstrap_resamples, level=ci_level,
-                                   seed=seed)
-        m["accuracy_ci"] = {"low": low, "high": high, "level": ci_level}
-        return m
-
+    settings = {"bootstrap_resamples": bootstrap_resamples, "ci_level": ci_level,
+                "calibration_bins": calibration_bins, "seed": seed}
     p = predict_proba(model, data.images, tta=1, batch_size=batch_size)
-    result = block(p)
+    result = metric_block(y, p, class_names, **settings)
     p_tta = None
     if tta > 1:
         p_tta = predict_proba(model, data.images, tta=tta, batch_size=batch_size)
-        result["tta"] = {"views": tta, **block(p_tta)}
+        result["tta"] = {"views": tta, **metric_block(y, p_tta, class_names, **settings)}
     log.info("%s: accuracy %.4f [%s, %s], AUC %s", name, result["accuracy"], result["accuracy_ci"]["low"],
              result["accuracy_ci"]["high"], result["roc_auc"])
     return ModelEval(name, p, p_tta, result)

@@ -165,8 +165,28 @@ def predict_files(model, paths: Sequence[Path], fraction: float, size: int, clas
     Raises:
         ValueError: if tta is not 1 or 8.
     """
-    if tta not in (1, 8):
-        raise ValueError(f"tta is {tta!r}; expected 1 (off) or 8 (all rotations/flips)")
+    for (row,) in predict_files_tta(model, paths, fraction, size, class_names, (tta,), batch_size):
+        yield row
+
+
+def predict_files_tta(model, paths: Sequence[Path], fraction: float, size: int, class_names: Sequence[str],
+                      ttas: Sequence[int] = (1, 8), batch_size: int = 64) -> Iterator[tuple[dict, ...]]:
+    """Predict p(spiral) for image files with several TTA settings, decoding each image once.
+
+    Args:
+        model, paths, fraction, size, class_names, batch_size: as for `predict_files`.
+        ttas: the TTA settings to predict with, each 1 or 8.
+
+    Returns:
+        An iterator, in `paths` order, of one tuple per file holding its `predict_files` row
+        for each setting in `ttas` order; an unreadable file gets its error row in every place.
+
+    Raises:
+        ValueError: if a setting in ttas is not 1 or 8.
+    """
+    for tta in ttas:
+        if tta not in (1, 8):
+            raise ValueError(f"tta is {tta!r}; expected 1 (off) or 8 (all rotations/flips)")
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         arrays: list[np.ndarray] = []
@@ -178,15 +198,22 @@ def predict_files(model, paths: Sequence[Path], fraction: float, size: int, clas
                 errors[i] = str(e)
             except Image.DecompressionBombError as e:  # not an OSError, so open_rgb lets it through
                 errors[i] = f"{path}: {e}"
-        probs = iter(predict_proba(model, np.stack(arrays), tta=tta, batch_size=batch_size) if arrays else [])
+        images = np.stack(arrays) if arrays else None
+        probs = [iter(predict_proba(model, images, tta=tta, batch_size=batch_size) if arrays else [])
+                 for tta in ttas]
         for i, path in enumerate(chunk):
-            row = {"id": galaxy_id(path), "path": str(path), "p_spiral": None, "label": None,
-                   "error": errors.get(i, "")}
-            if i not in errors:
-                p = round(float(next(probs)), DECIMALS)
-                # Label from the printed value, so a row never shows 0.5 next to "spiral".
-                row["p_spiral"], row["label"] = p, class_names[int(p > THRESHOLD)]
-            yield row
+            yield tuple(_row(path, errors.get(i, ""), None if i in errors else next(p), class_names)
+                        for p in probs)
+
+
+def _row(path: Path, error: str, p: float | None, class_names: Sequence[str]) -> dict:
+    """The output row of one file: its prediction, or None values and the error if it was unreadable."""
+    row = {"id": galaxy_id(path), "path": str(path), "p_spiral": None, "label": None, "error": error}
+    if p is not None:
+        p = round(float(p), DECIMALS)
+        # Label from the printed value, so a row never shows 0.5 next to "spiral".
+        row["p_spiral"], row["label"] = p, class_names[int(p > THRESHOLD)]
+    return row
 
 
 def format_rows(rows: Sequence[dict], fmt: str) -> str:
@@ -211,7 +238,7 @@ def format_rows(rows: Sequence[dict], fmt: str) -> str:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write text via a temporary file, so an interrupted run leaves no half-written output."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
@@ -227,7 +254,7 @@ def _output_path(value: str) -> Path:
     return path
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
     """argparse type for --batch-size: an integer >= 1."""
     try:
         n = int(value)
@@ -251,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write FILE.csv or FILE.json (list of records) instead of CSV on stdout")
     parser.add_argument("--tta", type=int, choices=(1, 8), default=1,
                         help="1: single view (default); 8: average the eight rotations/flips")
-    parser.add_argument("--batch-size", type=_positive_int, default=64,
+    parser.add_argument("--batch-size", type=positive_int, default=64,
                         help="images decoded and predicted at a time (default: 64)")
     return parser
 
@@ -294,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output is None:
         sys.stdout.write(format_rows(rows, ".csv"))
     else:
-        _write_atomic(args.output, format_rows(rows, args.output.suffix.lower()))
+        write_atomic(args.output, format_rows(rows, args.output.suffix.lower()))
         print(f"wrote {len(rows)} predictions ({n_failed} unreadable) to {args.output}", file=sys.stderr)
     return 1 if n_failed else 0
 

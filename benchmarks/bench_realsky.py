@@ -1,0 +1,133 @@
+"""Accuracy of every saved model on real SDSS galaxies, as one Markdown table.
+
+Usage: python benchmarks/bench_realsky.py [--real ../shared/realsky-dev] [--models models/] [--tta 1 8]
+                                          [--trained-on "synthetic data"] [--output FILE.md|FILE.json]
+
+Scores each models/*.keras with `cosmic.score.score_folder` on a one-folder-per-class set of real
+galaxies (REAL/elliptical/*.jpg, REAL/spiral/*.jpg), in one process so TensorFlow loads once.
+Frames of any size work: each model centre-crops the same fraction of the frame it was trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+
+# Must be set before TensorFlow is first imported to hide its C++ info banners.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from cosmic import paths  # noqa: E402
+from cosmic.predict import ModelFileError, positive_int, write_atomic  # noqa: E402
+from cosmic.score import LayoutError, expected_layout, score_folder  # noqa: E402
+from cosmic.utils import write_json  # noqa: E402
+
+COLUMNS = ("model", "n", "accuracy % (95% CI)", "balanced acc %", "ROC AUC", "spiral recall %",
+           "elliptical recall %", "TTA×8 accuracy", "TTA×8 AUC", "TTA×8 spiral recall")
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, else platform.processor(), with the core count."""
+    name = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass  # not Linux
+    return f"{name or platform.processor() or 'unknown CPU'}, {os.cpu_count()} logical cores"
+
+
+def model_files(models_dir: Path) -> list[Path]:
+    """The *.keras files of models_dir: the pipeline's three models in stage order, then any other by name."""
+    found = sorted(models_dir.glob("*.keras"))
+    order = {stage: i for i, stage in enumerate(paths.MODEL_STAGES.values())}
+    return sorted(found, key=lambda p: (order.get(p.stem, len(order)), p.name))
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def _auc(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def table_row(name: str, result: dict) -> list[str]:
+    """One Markdown table row (cells in `COLUMNS` order) of a `score_folder` result."""
+    m = result["metrics"]
+    if m is None:
+        return [name, "0"] + ["n/a"] * (len(COLUMNS) - 2)
+    elliptical, spiral = result["class_names"]
+    ci = m["accuracy_ci"]
+    interval = "" if ci["low"] is None else f" ({_pct(ci['low'])}–{_pct(ci['high'])})"
+    tta = m.get("tta")
+    return [name, str(m["n"]), _pct(m["accuracy"]) + interval, _pct(m["balanced_accuracy"]), _auc(m["roc_auc"]),
+            _pct(m[spiral]["recall"]), _pct(m[elliptical]["recall"]),
+            *(("–",) * 3 if tta is None else (_pct(tta["accuracy"]), _auc(tta["roc_auc"]),
+                                              _pct(tta[spiral]["recall"])))]
+
+
+def markdown(header: str, rows: list[list[str]]) -> str:
+    """The header line and a Markdown table of the rows, ending with a newline."""
+    rule = "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"
+    lines = [header, "", "| " + " | ".join(COLUMNS) + " |", rule]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score every model on the real galaxies and print the table.
+
+    Returns:
+        0, or 1 if some images could not be read (they are listed on stderr and left out).
+
+    Raises:
+        SystemExit: status 2 if the real-galaxy folder or the models are missing or unusable.
+    """
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--real", type=Path, default=Path("../shared/realsky-dev"),
+                    help="folder with elliptical/ and spiral/ image subfolders (default: ../shared/realsky-dev)")
+    ap.add_argument("--models", type=Path, default=paths.MODELS_DIR,
+                    help="folder of *.keras models (default: models)")
+    ap.add_argument("--tta", type=int, nargs="+", choices=(1, 8), default=[1, 8],
+                    help="1: plain predictions only; 1 8 (default): also the eight rotations/flips averaged")
+    ap.add_argument("--batch-size", type=positive_int, default=64,
+                    help="images decoded and predicted at a time (default: 64)")
+    ap.add_argument("--trained-on", default="synthetic data",
+                    help="what the models were trained on, for the header line (default: synthetic data)")
+    ap.add_argument("--output", type=Path, default=None,
+                    help="also write the table (FILE.md) or every model's full score result (FILE.json)")
+    args = ap.parse_args(argv)
+    if not args.real.is_dir():
+        ap.error(f"{args.real}: real-galaxy folder not found (see --real); "
+                 f"{expected_layout(args.real, ('elliptical', 'spiral'))}")
+    models = model_files(args.models) if args.models.is_dir() else []
+    if not models:
+        ap.error(f"{args.models}: no *.keras models found (run 'dvc repro' or 'dvc pull', or see --models)")
+
+    results = {}
+    for path in models:
+        try:
+            results[path.stem] = score_folder(path, args.real, tta=max(args.tta), batch_size=args.batch_size)
+        except (ModelFileError, LayoutError) as e:
+            ap.error(str(e))
+        for failure in results[path.stem]["failed"]:
+            print(f"error: {failure['error']}", file=sys.stderr)
+    first = next(iter(results.values()))
+    n_images = sum(first["n_per_class"].values())
+    header = (f"Trained on {args.trained_on}, tested on real SDSS galaxies ({args.real}, {n_images} images); "
+              f"CPU: {cpu_model()}")
+    text = markdown(header, [table_row(name, r) for name, r in results.items()])
+    sys.stdout.write(text)
+    if args.output is not None:
+        if args.output.suffix.lower() == ".json":
+            write_json(args.output, {"header": header, "results": results})
+        else:
+            write_atomic(args.output, text)
+    return 1 if any(r["n_failed"] for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

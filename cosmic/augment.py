@@ -1,4 +1,4 @@
-"""Augmentations: the basic dihedral flips/rotations in TensorFlow, and one albumentations pipeline."""
+"""Augmentations: dihedral flips/rotations and domain randomisation in TensorFlow, one albumentations pipeline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from cosmic.params import Augment
+from cosmic.data import BatchAugment
+from cosmic.params import Augment, DomainRandomization
+
+# Binomial 3x3 kernel: the smallest blur that looks like a slightly worse seeing.
+_BLUR_KERNEL = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0
 
 
 def basic_augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -67,3 +71,58 @@ class AlbumentationsBatch:
         out = tf.numpy_function(self, [images, seed], tf.uint8, stateful=False)
         out.set_shape(images.shape)
         return out
+
+
+def domain_randomize(images: tf.Tensor, seed: tf.Tensor, p: DomainRandomization) -> tf.Tensor:
+    """Vary each image the way real SDSS frames vary: scale, white balance, brightness, seeing, noise.
+
+    The galaxy is zoomed about the centre (`p.zoom`; zooming out fills with black sky), each channel
+    gets a log-normal gain and the whole image a log-uniform brightness factor, a binomial blur is
+    mixed in with a random weight up to `p.blur`, and Gaussian noise of a random std up to `p.noise`
+    is added. All draws are stateless, so a batch seed gives the same output every time.
+
+    Args:
+        images: (batch, h, w, 3) uint8 square images.
+        seed: int64 tensor of shape (2,), the stateless seed of this batch.
+        p: the strengths.
+
+    Returns:
+        uint8 images of the same shape.
+    """
+    x = tf.cast(images, tf.float32)
+    n, size = tf.shape(x)[0], tf.shape(x)[1]
+    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(6)]
+    half = 0.5 / tf.random.stateless_uniform([n], seeds[0], p.zoom[0], p.zoom[1])
+    boxes = tf.stack([0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half], axis=1)
+    x = tf.image.crop_and_resize(x, boxes, tf.range(n), tf.stack([size, size]), extrapolation_value=0.0)
+    gains = tf.exp(tf.random.stateless_normal([n, 1, 1, 3], seeds[1], 0.0, p.colour_gain)
+                   + tf.random.stateless_uniform([n, 1, 1, 1], seeds[2], -p.brightness, p.brightness))
+    x = x * gains
+    kernel = tf.constant(np.tile(_BLUR_KERNEL[:, :, None, None], (1, 1, 3, 1)), tf.float32)
+    blurred = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
+    x += tf.random.stateless_uniform([n, 1, 1, 1], seeds[3], 0.0, p.blur) * (blurred - x)
+    sigma = tf.random.stateless_uniform([n, 1, 1, 1], seeds[4], 0.0, p.noise)
+    x += sigma * tf.random.stateless_normal(tf.shape(x), seeds[5])
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+
+def with_domain_randomization(first: BatchAugment | None, domain: DomainRandomization | None) -> BatchAugment | None:
+    """A stage's own augmentation followed by domain randomisation (either may be None = off).
+
+    Args:
+        first: the stage's augmentation, (uint8 batch, seed) -> uint8 batch, or None.
+        domain: `base.domain_randomization`, or None when it is disabled.
+
+    Returns:
+        The combined augmentation, or None when both are off.
+    """
+    if domain is None:
+        return first
+
+    def augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        if first is not None:
+            images = first(images, seed)
+        # A seed of its own, so the two stages' random draws are independent.
+        return domain_randomize(images, tf.random.experimental.stateless_fold_in(seed, 1_000_003), domain)
+
+    return augment

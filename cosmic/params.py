@@ -104,12 +104,38 @@ def _nested(parent: _Section, key: str) -> _Section:
 
 
 @dataclass(frozen=True)
+class DomainRandomization:
+    """Strengths of the per-image variations of `augment.domain_randomize` (what real frames vary in)."""
+
+    zoom: tuple[float, float]
+    colour_gain: float
+    brightness: float
+    blur: float
+    noise: float
+
+
+@dataclass(frozen=True)
 class Base:
     seed: int
     crop_size: int
     image_size: int
     class_names: tuple[str, str]
     deterministic: bool
+    domain: DomainRandomization | None  # None: domain randomisation is off
+
+
+def _domain(s: _Section) -> DomainRandomization | None:
+    d = _nested(s, "domain_randomization")
+    if not d.boolean("enabled"):
+        return None
+    zoom = d.get("zoom")
+    if not (isinstance(zoom, list) and len(zoom) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in zoom)
+            and 0.5 <= zoom[0] <= zoom[1] <= 2.0):
+        raise d.fail("zoom", zoom, "[low, high] with 0.5 <= low <= high <= 2")
+    return DomainRandomization(zoom=(float(zoom[0]), float(zoom[1])), colour_gain=d.number("colour_gain", 0, 1),
+                               brightness=d.number("brightness", 0, 1), blur=d.number("blur", 0, 1),
+                               noise=d.number("noise", 0, 64))
 
 
 def base(raw: Mapping[str, Any]) -> Base:
@@ -126,7 +152,7 @@ def base(raw: Mapping[str, Any]) -> Base:
     if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n for n in names)
             and names[0] != names[1]):
         raise s.fail("class_names", names, "two distinct names, [elliptical-like, spiral-like]")
-    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"))
+    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"), _domain(s))
 
 
 @dataclass(frozen=True)

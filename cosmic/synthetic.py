@@ -44,17 +44,20 @@ _SOFTENING = 0.4 * _SCALE  # sub-pixel core radius that keeps Sérsic cusps fini
 _SDSS_PIXEL = 0.396  # arcsec
 
 # Colour that the display renders neutral grey; redder objects look yellow, bluer ones blue.
-_NEUTRAL_GR, _NEUTRAL_RI = 0.45, 0.20
+_NEUTRAL_GR, _NEUTRAL_RI = 0.38, 0.17
 
 # Separate random streams per galaxy, so the votes can be simulated without rendering the image.
 _STREAM_PARAMS, _STREAM_VOTES, _STREAM_PIXELS = 0, 1, 2
 
 # Vote model: logit of the "features or disk" share = base + weights * visibility (`_featuredness`).
-# Tuned so that about half of the galaxies pass the 0.8 agreement cut, split evenly between classes.
-_SCORE_BASE = {"elliptical": -1.2, "lenticular": -0.6, "spiral": -2.0, "irregular": -2.0}
-_ARM_WEIGHT, _EDGE_WEIGHT = 12.0, 8.0
+# Tuned so that about 60 % of the galaxies pass the 0.8 agreement cut, split evenly between classes.
+_SCORE_BASE = {"elliptical": -1.6, "lenticular": -0.6, "spiral": -2.0, "irregular": -2.0}
+_ARM_WEIGHT, _EDGE_WEIGHT = 18.0, 5.0
 # Internal structure is half visible at R_e = 1.8 PSF FWHM and at 25 sky sigmas per native pixel.
 _RES_MID, _SNR_MID = 1.8, 25.0
+# Sky noise of the displayed cutout relative to one sky sigma of the flux model: the Kaggle JPEGs show
+# a dark, quiet sky (measured on real frames at 128 px: median level 3.7, noise 3.0 of 255).
+_SKY_NOISE = 0.52
 
 
 @dataclass(frozen=True)
@@ -147,12 +150,13 @@ def _b_n(n: float) -> float:
 
 
 def _r90_over_re(n: float) -> float:
-    """Petrosian R90 / R_e of a Sérsic profile (2.27 for n = 1, 2.75 for n = 4).
+    """Petrosian R90 / R_e of a Sérsic profile (2.0 for n = 1, 3.3 for n = 4).
 
-    The n = 4 value sits at the compact end of the R_e ~ 20 px +- 20 % range: the bright wings of
-    de Vaucouleurs profiles otherwise make ellipticals look larger than disks after the asinh stretch.
+    Calibrated against real Kaggle frames (galaxy area and central brightness per class, see
+    benchmarks/bench_realsky_stats.py): ellipticals as concentrated as SDSS measures them (R90/R50
+    ~ 3.3), disks a little more extended than a pure exponential, as their faint outskirts show.
     """
-    return 2.27 + (min(max(n, 0.5), 6.0) - 1.0) * 0.16
+    return 2.0 + (min(max(n, 0.5), 6.0) - 1.0) * 0.43
 
 
 def _sigmoid(x: float) -> float:
@@ -204,10 +208,12 @@ def _draw_elliptical(rng: np.random.Generator, x0: float, y0: float, pa: float, 
         The body.
     """
     n = float(rng.uniform(3.0, 5.0)) if rng.random() < 0.85 else float(rng.uniform(2.5, 6.0))
-    q = float(np.clip(rng.normal(0.8, 0.12), 0.55, 1.0))
+    q = float(np.clip(rng.normal(0.75, 0.15), 0.35, 1.0))
     re = r90 / _r90_over_re(n)
     flux = 2 * sb * math.pi * re**2 * q / _SCALE**2
-    sed = _sed(rng.normal(0.76, 0.04), rng.normal(0.40, 0.03))
+    # A few per cent of ellipticals are blue (recent star formation).
+    g_r = rng.normal(0.62, 0.08) if rng.random() < 0.08 else rng.normal(0.80, 0.05)
+    sed = _sed(g_r, rng.normal(0.40, 0.03))
     return _Body([_Component(x0, y0, pa, q, re, n, flux, sed)], [], None, 1.0, re, sb, 1.0)
 
 
@@ -239,12 +245,14 @@ def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: fl
     h = rd / 1.678
     # Inclined disks look brighter per pixel, but only partly so: dust dims them again.
     flux = 2 * sb * math.pi * rd**2 * math.sqrt(q_disk) / _SCALE**2
+    # Internal dust reddens inclined disks: edge-on spirals look yellow-red, not blue.
+    reddening = 0.3 * (1.0 - q_disk) ** 2
     if kind == "lenticular":
         bt = float(rng.uniform(0.3, 0.65))
-        disk_sed = _sed(rng.normal(0.68, 0.04), rng.normal(0.37, 0.03))
+        disk_sed = _sed(rng.normal(0.70, 0.04) + reddening, rng.normal(0.37, 0.03) + 0.5 * reddening)
     elif kind == "spiral":
-        bt = float(0.5 * rng.beta(1.3, 3.0))
-        disk_sed = _sed(rng.normal(0.52, 0.07), rng.normal(0.30, 0.04))
+        bt = float(0.7 * rng.beta(1.6, 3.0))
+        disk_sed = _sed(rng.normal(0.52, 0.10) + reddening, rng.normal(0.30, 0.05) + 0.5 * reddening)
     else:
         bt = float(rng.uniform(0.0, 0.05))
         disk_sed = _sed(rng.normal(0.35, 0.08), rng.normal(0.18, 0.05))
@@ -253,7 +261,7 @@ def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: fl
     re_b = 0.0
     if bt > 0.01:
         n_b = float(rng.uniform(1.5, 4.0))
-        re_b = rd * float(rng.uniform(0.12, 0.3)) * (1.6 if kind == "lenticular" else 1.0)
+        re_b = rd * float(rng.uniform(0.15, 0.4)) * (1.6 if kind == "lenticular" else 1.0)
         # Bulges are thicker than disks, so they stay rounder when the disk is inclined.
         q_b = max(q_disk, float(rng.uniform(0.55, 0.9)))
         bulge_sed = _sed(rng.normal(0.72, 0.05), rng.normal(0.39, 0.03))
@@ -283,10 +291,10 @@ def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: fl
         body.arms = int(rng.choice([1, 2, 3, 4], p=[0.07, 0.63, 0.18, 0.12]))
         # Bulge-dominated spirals tend to have tighter arms.
         body.pitch_deg = float(np.clip(rng.normal(23 - 25 * bt, 5), 10, 30))
-        body.arm_contrast = float(rng.beta(2.2, 1.8))
+        body.arm_contrast = float(rng.beta(1.5, 2.5))
         # Arms start at the bar ends, or outside the bulge.
         r0 = max(bar_len if has_bar else 0.0, 1.5 * re_b, 0.3 * h)
-        arm_sed = _sed(rng.normal(0.33, 0.08), rng.normal(0.18, 0.04))
+        arm_sed = _sed(rng.normal(0.38, 0.08), rng.normal(0.20, 0.04))
         arms = _Arms(
             body.arms, math.radians(body.pitch_deg), r0, psi if has_bar else float(rng.uniform(0, 2 * math.pi)),
             int(rng.choice([-1, 1])), float(rng.uniform(1.5, 4.0)), body.arm_contrast,
@@ -294,7 +302,7 @@ def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: fl
              float(rng.uniform(0, 0.4)), float(rng.uniform(0, 2 * math.pi))),
             arm_sed,
         )
-        n_knots = int(rng.poisson(3 + 14 * body.arm_contrast * (1 - bt)))
+        n_knots = int(rng.poisson(1 + 3 * body.arm_contrast * (1 - bt)))
         if n_knots:
             # Star-forming knots strung along the arm ridges.
             j = rng.integers(0, arms.m, n_knots)
@@ -327,7 +335,7 @@ def _draw_disk(rng: np.random.Generator, kind: str, x0: float, y0: float, pa: fl
 
 
 def _draw_companions(
-    rng: np.random.Generator, x0: float, y0: float, flux: float
+    rng: np.random.Generator, x0: float, y0: float, flux: float, grouped: bool
 ) -> tuple[list[_Component], bool, int]:
     """An occasional interacting companion with a tidal tail, and faint background galaxies.
 
@@ -336,6 +344,7 @@ def _draw_companions(
         x0: target centre column, 424 px.
         y0: target centre row, 424 px.
         flux: total flux of the target.
+        grouped: the target lives in a group (ellipticals), so neighbours are more common and closer.
 
     Returns:
         The extra components, whether there is a merger, and the number of background galaxies.
@@ -361,9 +370,9 @@ def _draw_companions(
             for bx, by, size, share in zip(x0 + arc_r * np.cos(arc_a), y0 + arc_r * np.sin(arc_a), 5 + 5 * t, shares):
                 others.append(_Component(float(bx), float(by), 0.0, 1.0, float(size), 0.5, float(share), tail_sed))
     # Background galaxies away from the target: small, faint and mostly red.
-    neighbours = int(rng.poisson(0.6))
+    neighbours = int(rng.poisson(1.5 if grouped else 0.6))
     for _ in range(neighbours):
-        dist, ang = float(rng.uniform(70, 260)), float(rng.uniform(0, 2 * math.pi))
+        dist, ang = float(rng.uniform(35 if grouped else 70, 260)), float(rng.uniform(0, 2 * math.pi))
         others.append(_Component(
             _CENTRE + dist * math.cos(ang), _CENTRE + dist * math.sin(ang), float(rng.uniform(0, math.pi)),
             float(rng.uniform(0.3, 1.0)), float(rng.uniform(3, 10)), float(rng.uniform(1, 4)),
@@ -414,21 +423,23 @@ def _draw_galaxy(rng: np.random.Generator) -> _Galaxy:
     r90 = math.sqrt(max(r90_obs**2 - (0.9 * fwhm) ** 2, (0.35 * r90_obs) ** 2))
     x0, y0 = (float(c) for c in _CENTRE + 3.7 * rng.standard_normal(2))
     pa = float(rng.uniform(0, math.pi))
-    kind = str(rng.choice(["elliptical", "lenticular", "spiral", "irregular"], p=[0.37, 0.12, 0.46, 0.05]))
-    # Disks span a wider range of surface brightness than ellipticals.
-    sb = 75.0 * math.exp((0.4 if kind == "elliptical" else 0.5) * rng.standard_normal()) * noise_gain
+    kind = str(rng.choice(["elliptical", "lenticular", "spiral", "irregular"], p=[0.46, 0.12, 0.37, 0.05]))
+    # Disks are fainter per pixel than ellipticals (measured on real frames: central brightness 128
+    # vs 149 of 255) and span a wider range of surface brightness.
+    elliptical = kind == "elliptical"
+    sb = (75.0 if elliptical else 55.0) * math.exp((0.4 if elliptical else 0.5) * rng.standard_normal()) * noise_gain
     if kind == "elliptical":
         body = _draw_elliptical(rng, x0, y0, pa, r90, sb)
     else:
         body = _draw_disk(rng, kind, x0, y0, pa, r90, sb)
     flux = sum(c.flux for c in body.components)
-    others, merger, neighbours = _draw_companions(rng, x0, y0, flux)
+    others, merger, neighbours = _draw_companions(rng, x0, y0, flux, kind == "elliptical")
     stars = _draw_stars(rng, r90_arcsec)
     # A bright star on top of the galaxy draws "star or artifact" and "odd" votes.
     offsets = np.hypot(stars[:, 0] - x0, stars[:, 1] - y0)
     overlap = stars[:, 2:].mean(axis=1) / flux * np.exp(-((offsets / (0.6 * r90_obs)) ** 2))
     look = _Look(
-        kind=kind, res=body.radius / fwhm, snr=body.surface_brightness,
+        kind=kind, res=body.radius / fwhm, snr=body.surface_brightness / _SKY_NOISE,
         q_obs=_observed_axis_ratio(body.radius, body.components[0].q, fwhm), q_disk=body.q_disk,
         bulge_to_total=body.bulge_to_total, arm_contrast=body.arm_contrast, arms=body.arms,
         pitch_deg=body.pitch_deg, bar=body.bar, ring=body.ring, irregular=kind == "irregular",
@@ -479,7 +490,9 @@ def _what_is_seen(look: _Look) -> _Seen:
     edge_on = min(max((0.45 - look.q_obs) / 0.2, 0.0), 1.0) if look.kind != "elliptical" else 0.0
     # A thin disk needs far less resolution and depth to recognise than spiral arms.
     edge_disk = edge_on * _log_sigmoid(look.snr, 1.5, 0.5) * _log_sigmoid(look.res, 0.8, 0.35)
-    return _Seen(detail, look.arm_contrast * detail * face, edge_on, edge_disk,
+    # Volunteers look at the full-resolution cutout, where even faint arms show: visibility grows
+    # like the square root of the arm contrast.
+    return _Seen(detail, math.sqrt(look.arm_contrast) * detail * face, edge_on, edge_disk,
                  look.bar * detail * (0.3 + 0.7 * face), float(look.ring) * detail)
 
 
@@ -492,7 +505,7 @@ def _featuredness(look: _Look, seen: _Seen) -> float:
         # A smooth disk around a big bulge: volunteers split between "smooth" and "disk".
         score += 1.2 * seen.detail * (1.0 - look.bulge_to_total)
     return (score + _ARM_WEIGHT * seen.arms + _EDGE_WEIGHT * seen.edge_disk + 3.0 * seen.bar
-            + 4.0 * look.irregular * seen.detail + 1.5 * seen.ring - 2.5 * look.bulge_to_total)
+            + 4.0 * look.irregular * seen.detail + 1.5 * seen.ring - 1.0 * look.bulge_to_total)
 
 
 def _lower_answer_weights(look: _Look, seen: _Seen) -> dict[int, list[float]]:
@@ -780,9 +793,14 @@ def _render(galaxy: _Galaxy, rng: np.random.Generator) -> tuple[Image.Image, int
     band_sigma = rng.uniform(0.9, 1.15, 3)[:, None, None]
     unit = np.sqrt(sky_counts)
     counts = rng.poisson(sky_counts + unit * signal / band_sigma)
-    image = (counts - sky_counts) / unit * band_sigma
-    # Imperfect sky subtraction leaves a faint tint in some frames.
-    image += rng.normal(0.0, 0.06, 3)[:, None, None]
+    noise = (counts - sky_counts) / unit * band_sigma - signal
+    # Imperfect sky subtraction leaves a faint tint in some frames, and the displayed sky sits a
+    # little below zero, so that most of its noise is clipped to black as in the SDSS JPEGs.
+    sky_noise = _SKY_NOISE * float(rng.uniform(0.75, 1.4))
+    image = signal + sky_noise * (noise + rng.normal(-0.3, 0.06, 3)[:, None, None])
+    if rng.random() < 0.05:
+        # A few SDSS frames carry a strong colour cast (scattered light, a bad sky fit), mostly in i.
+        image[int(rng.choice(3, p=[0.2, 0.2, 0.6]))] += float(rng.uniform(1.0, 3.5))
     rgb = _lupton_rgb(image, alpha=float(rng.uniform(0.09, 0.11)), q=8.0)
     quality = int(rng.integers(75, 91))
     return Image.fromarray(rgb, "RGB").resize((kf.IMAGE_SIZE, kf.IMAGE_SIZE), Image.Resampling.BICUBIC), quality

@@ -4,7 +4,7 @@ import sys
 from dataclasses import asdict
 
 from cosmic import params
-from cosmic.augment import basic_augment
+from cosmic.augment import basic_augment, with_domain_randomization
 from cosmic.models import build_baseline
 from cosmic.params import ParamError
 from cosmic.training import Phase, TrainingError, run_stage, set_determinism
@@ -21,7 +21,8 @@ def main() -> None:
     model = build_baseline(base.image_size, **asdict(p.cnn))
     run_stage(STAGE, model, [Phase("train", p.fit.epochs, p.fit.learning_rate)], base=base,
               batch_size=p.fit.batch_size, patience=p.fit.patience,
-              augment=basic_augment if p.augment == "basic" else None, use_class_weight=p.fit.class_weight)
+              augment=with_domain_randomization(basic_augment if p.augment == "basic" else None, base.domain),
+              use_class_weight=p.fit.class_weight)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import sys
 
 from cosmic import params, paths
-from cosmic.augment import AlbumentationsBatch
+from cosmic.augment import AlbumentationsBatch, with_domain_randomization
 from cosmic.models import build_baseline
 from cosmic.params import ParamError
 from cosmic.training import Phase, TrainingError, run_stage, set_determinism
@@ -22,7 +22,7 @@ def main() -> None:
     kwargs, learning_rate = builder_args(best)
     model = build_baseline(base.image_size, name="optimized_cnn", **kwargs)
     run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, batch_size=p.batch_size,
-              patience=p.patience, augment=AlbumentationsBatch(p.augment).tf_apply,
+              patience=p.patience, augment=with_domain_randomization(AlbumentationsBatch(p.augment).tf_apply, base.domain),
               use_class_weight=p.class_weight,
               extra_metrics={"hyperparameters": best["hyperparameters"], "learning_rate": learning_rate})
 

@@ -3,7 +3,7 @@
 import sys
 
 from cosmic import params
-from cosmic.augment import basic_augment
+from cosmic.augment import basic_augment, with_domain_randomization
 from cosmic.models import build_transfer
 from cosmic.params import ParamError
 from cosmic.training import TrainingError, run_stage, set_determinism, transfer_schedule
@@ -24,7 +24,8 @@ def main() -> None:
     phases = transfer_schedule(backbone, weights.pretrained, p.head_epochs, p.fit.learning_rate,
                                p.fine_tune_epochs, p.fine_tune_lr, p.fine_tune_layers)
     run_stage(STAGE, model, phases, base=base, batch_size=p.fit.batch_size, patience=p.fit.patience,
-              augment=basic_augment if p.augment == "basic" else None, use_class_weight=p.fit.class_weight,
+              augment=with_domain_randomization(basic_augment if p.augment == "basic" else None, base.domain),
+              use_class_weight=p.fit.class_weight,
               extra_metrics={**weights.as_metrics(), "input_size": p.input_size,
                              "schedule": "head + fine_tune" if weights.pretrained else "scratch"})
 

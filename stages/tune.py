@@ -4,7 +4,7 @@ import logging
 import sys
 
 from cosmic import params, paths, plots
-from cosmic.augment import AlbumentationsBatch
+from cosmic.augment import AlbumentationsBatch, with_domain_randomization
 from cosmic.data import make_dataset
 from cosmic.params import ParamError
 from cosmic.training import TrainingError, load_train_val, set_determinism
@@ -21,7 +21,7 @@ def main() -> None:
     base, p = params.base(raw), params.tune(raw)
     set_determinism(base.seed, base.deterministic)
     train, val = load_train_val(paths.PROCESSED_DIR, base.image_size)
-    augment = AlbumentationsBatch(p.augment).tf_apply
+    augment = with_domain_randomization(AlbumentationsBatch(p.augment).tf_apply, base.domain)
     train_ds = make_dataset(train, p.batch_size, shuffle=True, seed=base.seed, augment=augment)
     val_ds = make_dataset(val, p.batch_size)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cosmic import params
-from cosmic.augment import AlbumentationsBatch, basic_augment
+from cosmic.augment import AlbumentationsBatch, basic_augment, domain_randomize, with_domain_randomization
 from cosmic.tta import dihedral_views
 from tests.test_params import RAW
 
@@ -67,3 +68,59 @@ def test_albumentations_is_reproducible_per_batch_seed_and_in_tf_data():
     out = aug.tf_apply(tf.constant(x), tf.constant([11, 0], tf.int64))
     assert out.shape == x.shape and out.dtype == tf.uint8
     assert np.array_equal(out.numpy(), a)
+
+
+DOMAIN = params.base(RAW).domain
+NEUTRAL = params.DomainRandomization(zoom=(1.0, 1.0), colour_gain=0.0, brightness=0.0, blur=0.0, noise=0.0)
+
+
+def test_domain_randomization_is_on_by_default_and_validated():
+    assert DOMAIN is not None and DOMAIN.zoom[0] < 1 < DOMAIN.zoom[1]
+    off = {**RAW, "base": {**RAW["base"], "domain_randomization": {"enabled": False}}}
+    assert params.base(off).domain is None
+    bad = {**RAW, "base": {**RAW["base"], "domain_randomization": {**RAW["base"]["domain_randomization"],
+                                                                    "zoom": [1.2, 0.9]}}}
+    with pytest.raises(params.ParamError, match=r"'base.domain_randomization.zoom' is \[1.2, 0.9\]"):
+        params.base(bad)
+
+
+def test_domain_randomize_with_neutral_strengths_is_the_identity():
+    x = _batch(size=32)
+    out = domain_randomize(tf.constant(x), tf.constant([3, 4], tf.int64), NEUTRAL).numpy()
+    assert np.array_equal(out, x)
+
+
+def test_domain_randomize_is_seeded_and_varies_each_image():
+    x = np.repeat(_batch(1, size=32), 8, axis=0)
+    out = domain_randomize(tf.constant(x), tf.constant([3, 4], tf.int64), DOMAIN).numpy()
+    assert out.shape == x.shape and out.dtype == np.uint8
+    assert np.array_equal(out, domain_randomize(tf.constant(x), tf.constant([3, 4], tf.int64), DOMAIN).numpy())
+    assert not np.array_equal(out, domain_randomize(tf.constant(x), tf.constant([3, 5], tf.int64), DOMAIN).numpy())
+    # Copies of one image come out different from each other.
+    assert len({o.tobytes() for o in out}) == len(out)
+
+
+def test_domain_zoom_and_colour_gain_do_what_they_say():
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    disk = np.where(np.hypot(xx, yy) < 6, 200, 0).astype(np.uint8)
+    x = np.repeat(np.stack([disk] * 3, axis=-1)[None], 16, axis=0)
+    seed = tf.constant([1, 1], tf.int64)
+    zoom_in = dataclasses.replace(NEUTRAL, zoom=(1.3, 1.3))
+    zoom_out = dataclasses.replace(NEUTRAL, zoom=(0.7, 0.7))
+    area = lambda p: (domain_randomize(tf.constant(x), seed, p).numpy()[..., 0] > 100).sum()  # noqa: E731
+    assert area(zoom_out) < area(NEUTRAL) < area(zoom_in)
+    tinted = domain_randomize(tf.constant(x), seed, dataclasses.replace(NEUTRAL, colour_gain=0.2)).numpy()
+    centre = tinted[:, 14:18, 14:18].reshape(16, -1, 3).mean(axis=1)
+    # Channels get different gains: the grey disk becomes coloured, differently in each image.
+    assert np.ptp(centre, axis=1).mean() > 5 and np.ptp(centre[:, 0]) > 5
+
+
+def test_with_domain_randomization_composes_after_the_stage_augmentation():
+    x = _batch(size=32)
+    seed = tf.constant([7, 8], tf.int64)
+    assert with_domain_randomization(basic_augment, None) is basic_augment
+    assert with_domain_randomization(None, None) is None
+    only = with_domain_randomization(None, NEUTRAL)
+    assert np.array_equal(only(tf.constant(x), seed).numpy(), x)
+    both = with_domain_randomization(basic_augment, NEUTRAL)
+    assert np.array_equal(both(tf.constant(x), seed).numpy(), basic_augment(tf.constant(x), seed).numpy())

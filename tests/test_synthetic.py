@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from cosmic import imagestats
 from cosmic import kaggle_format as kf
 from cosmic.synthetic import ID_MAX, ID_MIN, MAX_IMAGES, generate, simulate_solutions
 
@@ -166,3 +167,18 @@ def test_command_line(tmp_path):
     bad = subprocess.run([*cmd[:4], "--n-images", "0", "--seed", "4"], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "n_images" in bad.stderr and "0" in bad.stderr
+
+
+REAL_SAMPLE = REPO / "tests" / "data" / "kaggle-real-sample" / kf.IMAGES_DIR
+# Largest allowed gap between the medians of synthetic and real frames (0-255 display units,
+# area in % of the frame). Before calibration against real SDSS frames the sky alone was 7 levels off.
+CALIBRATION_TOLERANCE = {"sky_level": 1.5, "sky_noise": 1.0, "peak": 20.0, "colour_centre": 25.0, "area": 4.0}
+
+
+def test_images_match_real_sdss_frames_in_sky_brightness_colour_and_size(runs):
+    real = imagestats.table([("real", p) for p in sorted(REAL_SAMPLE.glob("*.jpg"))]).median(numeric_only=True)
+    root, _ = runs["w1"]
+    synthetic = imagestats.table([("synthetic", p) for p in sorted((root / kf.IMAGES_DIR).glob("*.jpg"))])
+    synthetic = synthetic.median(numeric_only=True)
+    gaps = {k: round(abs(synthetic[k] - real[k]), 2) for k in CALIBRATION_TOLERANCE}
+    assert all(gaps[k] <= tol for k, tol in CALIBRATION_TOLERANCE.items()), gaps

@@ -54,6 +54,35 @@ def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], *, 
     return m
 
 
+def headline(m: dict, class_names: tuple[str, str]) -> dict:
+    """The numbers of a `metric_block` that a DVC metrics file keeps: flat, named by what they measure.
+
+    Settings (CI level, threshold, TTA views) and the per-class details stay in the report, so
+    `dvc metrics diff` and `dvc exp show` list only measurements.
+    """
+    first, second = class_names
+    cm = m["confusion_matrix"]
+    out = {"accuracy": m["accuracy"], "accuracy_ci_low": m["accuracy_ci"]["low"],
+           "accuracy_ci_high": m["accuracy_ci"]["high"], "balanced_accuracy": m["balanced_accuracy"],
+           "roc_auc": m["roc_auc"], "average_precision": m["average_precision"], "log_loss": m["log_loss"],
+           "brier": m["brier"], "ece": m["ece"], "macro_f1": m["macro"]["f1"],
+           f"{first}_recall": m[first]["recall"], f"{second}_recall": m[second]["recall"],
+           f"{first}_precision": m[first]["precision"], f"{second}_precision": m[second]["precision"],
+           f"{first}_called_{second}": cm["fp"], f"{second}_called_{first}": cm["fn"]}
+    if "tta" in m:
+        out.update({f"tta_{k}": m["tta"][k] for k in ("accuracy", "balanced_accuracy", "roc_auc")})
+    return out
+
+
+def mcnemar_headline(tests: dict) -> dict:
+    """`pairwise_mcnemar` results as numbers only: p-value and the two discordant counts per pair."""
+    out = {}
+    for pair, t in tests.items():
+        a, b = pair.split("_vs_")
+        out[pair] = {"p_value": t["p_value"], f"only_{a}_right": t["b"], f"only_{b}_right": t["c"]}
+    return out
+
+
 def evaluate_model(name: str, model, data: Arrays, class_names: tuple[str, str], *, tta: int, batch_size: int,
                    bootstrap_resamples: int, ci_level: float, calibration_bins: int, seed: int) -> ModelEval:
     """All metrics of one model on one split, plain and (with tta=8) with test-time augmentation.

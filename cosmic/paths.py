@@ -11,6 +11,8 @@ WEIGHTS_DIR = DATA / "external" / "weights"
 FILTERED_DIR = DATA / "filtered"
 CATALOG = FILTERED_DIR / "catalog.csv"
 DROPPED = FILTERED_DIR / "dropped.csv"
+# What filter read and how (source, threshold, unexpected columns): text, so not in metrics/data.json.
+FILTER_SUMMARY = FILTERED_DIR / "summary.json"
 SPLIT_DIR = DATA / "split"
 PROCESSED_DIR = DATA / "processed"
 SPLITS = ("train", "val", "test")

@@ -27,10 +27,23 @@ def model_table(results: dict, class_names: tuple[str, str]) -> str:
         lines.append(
             f"| {name} | {_pct(t['accuracy'])} ({_pct(ci['low'])}–{_pct(ci['high'])}) | "
             f"{_pct(t['balanced_accuracy'])} | {_num(t['roc_auc'])} | {_num(t['macro']['f1'])} | "
-            f"{_num(t['log_loss'])} | {_num(t['ece'])} | {tta} | {r['params']:,} | "
-            f"{r['file_bytes'] / 1e6:.1f} | {'n/a' if pre is None else ('yes' if pre else 'no')} |"
+            f"{_num(t['log_loss'])} | {_num(t['ece'])} | {tta} | {r['n_params']:,} | "
+            f"{r['model_bytes'] / 1e6:.1f} | {'n/a' if pre is None else ('yes' if pre else 'no')} |"
         )
     return "\n".join(lines)
+
+
+def _reading_notes(results: dict, class_names: tuple[str, str]) -> list[str]:
+    """How to read the table: the settings behind its numbers, which metrics files do not repeat."""
+    t = next(iter(results.values()))["test"]
+    views = t["tta"]["views"] if "tta" in t else None
+    return [
+        f"A galaxy is called {class_names[1]} when p({class_names[1]}) > {t['threshold']:g}. "
+        + (f"TTA×{views}: the mean p over the {views} flips and 90° rotations of each image. " if views else "")
+        + "`metrics/evaluate.json` holds these figures as numbers for `dvc metrics diff` and `dvc exp show`; "
+        "how each model was trained (phases, learning rates, weights, tuned hyperparameters) is recorded in "
+        "its `models/*.keras` file (entry `cosmic_preprocessing.json`, key `training`).",
+    ]
 
 
 def mcnemar_table(tests: dict) -> str:
@@ -55,6 +68,8 @@ def render(results: dict, tests: dict, data_counts: dict, split_counts: dict, cl
         "stage reads it.",
         "",
         model_table(results, class_names),
+        "",
+        *_reading_notes(results, class_names),
         "",
         "McNemar tests on the same test images (a difference is significant at 5 % when p < 0.05):",
         "",

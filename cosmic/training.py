@@ -119,7 +119,7 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
                                     f"{epochs_done + len(losses)}; lower the learning rate "
                                     f"(now {phase.learning_rate})")
             epochs_done += len(losses)
-            phase_log[phase.name] = {"epochs": len(losses), "learning_rate": phase.learning_rate}
+            phase_log[phase.name] = {"epochs_run": len(losses), "learning_rate": phase.learning_rate}
         values = model.evaluate(val_ds, verbose=0, return_dict=True)
         result = {"val": {k: round(float(v), 6) for k, v in sorted(values.items())},
                   "epochs_run": epochs_done, "phases": phase_log}
@@ -134,8 +134,8 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
 def model_summary(model: keras.Model, path: Path) -> dict:
     """Parameter counts of a model and the size of its saved file."""
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    return {"params": int(model.count_params()), "trainable_params": trainable,
-            "file_bytes": os.path.getsize(path)}
+    return {"n_params": int(model.count_params()), "n_trainable_params": trainable,
+            "model_bytes": os.path.getsize(path)}
 
 
 def load_train_val(processed_dir: Path, image_size: int) -> tuple[Arrays, Arrays]:
@@ -152,11 +152,12 @@ def load_train_val(processed_dir: Path, image_size: int) -> tuple[Arrays, Arrays
 
 
 def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batch_size: int, patience: int,
-              augment: BatchAugment | None, use_class_weight: bool, extra_metrics: dict | None = None) -> dict:
+              augment: BatchAugment | None, use_class_weight: bool, record: dict | None = None) -> dict:
     """Everything a training stage does after building its model: fit, save, write metrics.
 
-    Writes models/<stage>.keras (with its preprocessing record), the per-epoch DVCLive logs
-    under plots/training/<stage>/, and metrics/<stage>.json.
+    Writes models/<stage>.keras (with its preprocessing record and, under "training", how it
+    was trained: phases, learning rates and the stage's `record`), the per-epoch DVCLive logs
+    under plots/training/<stage>/, and metrics/<stage>.json (numbers only, for DVC).
     """
     train, val = load_train_val(paths.PROCESSED_DIR, base.image_size)
     log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
@@ -165,9 +166,13 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batc
                  seed=base.seed, augment=augment, use_class_weight=use_class_weight,
                  live_dir=paths.PLOTS_DIR / "training" / stage)
     model_path = paths.model_file(stage)
-    save_model(model, model_path, preprocessing_record(base.crop_size, base.image_size, base.class_names))
-    metrics = {**result, **model_summary(model, model_path), "n_train": int(len(train.labels)),
-               "n_val": int(len(val.labels)), **(extra_metrics or {})}
+    training = {"stage": stage, "phases": result["phases"], **(record or {})}
+    save_model(model, model_path,
+               {**preprocessing_record(base.crop_size, base.image_size, base.class_names), "training": training})
+    metrics = {"val": result["val"], "epochs_run": result["epochs_run"],
+               "epochs_run_by_phase": {name: ph["epochs_run"] for name, ph in result["phases"].items()},
+               **model_summary(model, model_path), "n_train": int(len(train.labels)),
+               "n_val": int(len(val.labels))}
     write_json(paths.stage_metrics(stage), metrics)
     log.info("%s: val %s after %d epochs -> %s", stage, result["val"], result["epochs_run"], model_path)
     return metrics

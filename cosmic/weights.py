@@ -23,14 +23,14 @@ class WeightsError(RuntimeError):
 
 @dataclass(frozen=True)
 class WeightsChoice:
-    """Which weights the transfer model starts from, and why; recorded in its metrics."""
+    """Which weights the transfer model starts from, and why; recorded in the saved model."""
 
     path: str | None
     pretrained: bool
     source: str
     reason: str
 
-    def as_metrics(self) -> dict:
+    def as_record(self) -> dict:
         return {"pretrained": self.pretrained, "weights_source": self.source, "weights_note": self.reason}
 
 

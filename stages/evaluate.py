@@ -5,7 +5,8 @@ import logging
 import sys
 
 from cosmic import params, paths, plots, report
-from cosmic.evaluation import confusion_rows, evaluate_model, inference_throughput, pairwise_mcnemar
+from cosmic.evaluation import (confusion_rows, evaluate_model, headline, inference_throughput, mcnemar_headline,
+                               pairwise_mcnemar)
 from cosmic.metrics import calibration_curve, pr_points, roc_points
 from cosmic.modelio import load_model
 from cosmic.packing import load_split, read_meta
@@ -27,18 +28,17 @@ def main() -> None:
     names = base.class_names
     results, evals, timing, notes = {}, [], {}, []
     for name, stage in paths.MODEL_STAGES.items():
-        model, _ = load_model(paths.model_file(stage))
-        train_metrics = read_json(paths.stage_metrics(stage))
+        model, record = load_model(paths.model_file(stage))
+        train_metrics, training = read_json(paths.stage_metrics(stage)), record.get("training", {})
         ev = evaluate_model(name, model, test, names, tta=p.tta, batch_size=p.batch_size,
                             bootstrap_resamples=p.bootstrap_resamples, ci_level=p.ci_level,
                             calibration_bins=p.calibration_bins, seed=base.seed)
         evals.append(ev)
-        results[name] = {"test": ev.metrics, "params": train_metrics["params"],
-                         "file_bytes": train_metrics["file_bytes"], "pretrained": train_metrics.get("pretrained"),
-                         "epochs_run": train_metrics["epochs_run"]}
+        results[name] = {"test": ev.metrics, "n_params": train_metrics["n_params"],
+                         "model_bytes": train_metrics["model_bytes"], "pretrained": training.get("pretrained")}
         timing[name] = {"inference_images_per_s": inference_throughput(model, test.images, p.batch_size)}
-        if train_metrics.get("pretrained") is False:
-            notes.append(f"The {name} model was NOT pretrained: {train_metrics.get('weights_note')}")
+        if training.get("pretrained") is False:
+            notes.append(f"The {name} model was NOT pretrained: {training.get('weights_note')}")
 
         out = paths.EVAL_PLOTS_DIR / name
         out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,8 @@ def main() -> None:
                             f"{name}: test predictions", out / "examples.png")
 
     tests = pairwise_mcnemar(evals, test.labels.astype(int))
-    write_json(paths.stage_metrics(STAGE), {**results, "mcnemar": tests, "n_test": int(len(test.labels))})
+    write_json(paths.stage_metrics(STAGE), {**{n: {"test": headline(r["test"], names)} for n, r in results.items()},
+                                            "mcnemar": mcnemar_headline(tests), "n_test": int(len(test.labels))})
     write_json(paths.TIMING, timing)
 
     plots.plot_confusions({n: r["test"]["confusion_matrix"] for n, r in results.items()}, names,
@@ -61,8 +62,8 @@ def main() -> None:
     plots.plot_histories({n: plots.read_live_history(paths.PLOTS_DIR / "training" / s)
                           for n, s in paths.MODEL_STAGES.items()}, paths.EVAL_PLOTS_DIR / "training_history.png")
 
-    data_counts = read_json(paths.stage_metrics("data"))
-    source = data_counts.get("source", "unknown")
+    data_counts = {**read_json(paths.stage_metrics("data")), **read_json(paths.FILTER_SUMMARY)}
+    source = data_counts["source"]
     if source == "synthetic":
         notes.append("The data are SYNTHETIC Galaxy Zoo-like cutouts (fetch.source: synthetic), not SDSS images.")
     paths.REPORT.write_text(report.render(results, tests, data_counts,

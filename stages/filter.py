@@ -16,8 +16,12 @@ def main() -> None:
     paths.FILTERED_DIR.mkdir(parents=True, exist_ok=True)
     result.catalog.to_csv(paths.CATALOG, index=False)
     result.dropped.to_csv(paths.DROPPED, index=False)
-    source = read_json(paths.RAW_DIR / "SOURCE.json").get("source", "unknown")
-    write_json(paths.stage_metrics("data"), {"source": source, **result.counts})
+    counts = dict(result.counts)
+    summary = {"source": read_json(paths.RAW_DIR / "SOURCE.json").get("source", "unknown"),
+               "threshold": counts.pop("threshold"),
+               **{k: counts.pop(k) for k in ("extra_columns", "missing_columns") if k in counts}}
+    write_json(paths.FILTER_SUMMARY, summary)
+    write_json(paths.stage_metrics("data"), counts)
 
     plot_dir = paths.PLOTS_DIR / "data"
     plot_dir.mkdir(parents=True, exist_ok=True)

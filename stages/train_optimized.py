@@ -24,7 +24,7 @@ def main() -> None:
     run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, batch_size=p.batch_size,
               patience=p.patience, augment=with_domain_randomization(AlbumentationsBatch(p.augment).tf_apply, base.domain),
               use_class_weight=p.class_weight,
-              extra_metrics={"hyperparameters": best["hyperparameters"], "learning_rate": learning_rate})
+              record={"hyperparameters": best["hyperparameters"]})
 
 
 if __name__ == "__main__":

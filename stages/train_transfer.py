@@ -26,8 +26,8 @@ def main() -> None:
     run_stage(STAGE, model, phases, base=base, batch_size=p.fit.batch_size, patience=p.fit.patience,
               augment=with_domain_randomization(basic_augment if p.augment == "basic" else None, base.domain),
               use_class_weight=p.fit.class_weight,
-              extra_metrics={**weights.as_metrics(), "input_size": p.input_size,
-                             "schedule": "head + fine_tune" if weights.pretrained else "scratch"})
+              record={**weights.as_record(), "input_size": p.input_size,
+                      "schedule": "head + fine_tune" if weights.pretrained else "scratch"})
 
 
 if __name__ == "__main__":

@@ -35,8 +35,7 @@ def main() -> None:
     table.to_csv(paths.TUNE_DIR / "trials.csv", index=False)
     log_trials(table, p.objective, paths.PLOTS_DIR / "training" / STAGE)
     plots.plot_trials(table, p.objective, paths.PLOTS_DIR / "tune_trials.png")
-    write_json(paths.stage_metrics(STAGE), {"best_score": best["score"], "objective": p.objective,
-                                            "n_trials": int(len(table)), "best_trial": best["trial"],
+    write_json(paths.stage_metrics(STAGE), {f"best_{p.objective}": best["score"], "n_trials": int(len(table)),
                                             "best_hyperparameters": best["hyperparameters"]})
     log.info("best %s=%.4f with %s", p.objective, best["score"], best["hyperparameters"])
 

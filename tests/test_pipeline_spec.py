@@ -93,7 +93,8 @@ def test_plots_are_declared_for_dvc():
             (name, spec), = entry.items()
             declared[name] = spec or {}
     confusion = [s for s in declared.values() if s.get("template") == "confusion"]
-    assert len(confusion) == 3 and all(s["x"] == "actual" for s in confusion)
+    # Predicted across, actual down: the layout of plots/evaluate/confusion_matrices.png.
+    assert len(confusion) == 3 and all(s["x"] == "predicted" for s in confusion)
     roc = declared["ROC (test)"]
     assert roc["x"] == "fpr" and len(roc["y"]) == 3
     for stage in ("train_baseline", "train_transfer", "train_optimized"):

@@ -28,7 +28,7 @@ def test_missing_imagenet_weights_fall_back_to_random_with_a_record(no_network, 
     name = mobilenet_weights_filename(1.0, 96)
     assert name == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_96_no_top.h5"
     assert name in choice.reason and "download failed" in choice.reason
-    assert choice.as_metrics()["pretrained"] is False
+    assert choice.as_record()["pretrained"] is False
     assert "NO PRETRAINED WEIGHTS" in caplog.text
 
 

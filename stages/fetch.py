@@ -34,3 +34,5 @@ if __name__ == "__main__":
         main()
     except (ParamError, FetchError) as e:
         sys.exit(f"fetch: {e}")
+    except KeyboardInterrupt:
+        sys.exit("fetch: interrupted; data/raw is incomplete, re-run the stage")

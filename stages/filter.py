@@ -31,7 +31,7 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, CatalogError) as e:
+    except (ParamError, CatalogError, FileNotFoundError) as e:
         sys.exit(f"filter: {e}")
     except KeyboardInterrupt:
         sys.exit("filter: interrupted; no output was half-written, re-run the stage")

@@ -228,3 +228,13 @@ def test_any_yaml_text_loads_or_is_a_param_error(tmp_path_factory, text):
         assert str(path) in str(e)
         return
     assert isinstance(raw, dict)
+
+
+def test_schema_lists_exactly_the_committed_keys():
+    """A key added to params.yaml must be added to params.SCHEMA (and read by its section)."""
+    def keys(mapping, prefix=""):
+        return {k for key, v in mapping.items()
+                for k in ({prefix + key} | (keys(v, f"{prefix}{key}.") if isinstance(v, dict) else set()))}
+
+    committed = {k for k in keys(RAW) if not k.startswith("tune.space.filters_block")}
+    assert committed == keys(params.SCHEMA)

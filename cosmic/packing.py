@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from cosmic.imageops import crop_fraction, load_crop_resize
+from cosmic.utils import atomic_path
 
 IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
 META = "meta.json"
@@ -38,27 +38,30 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size
         The number of images written.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     n = len(manifest)
-    tmp = out_dir / (IMAGES + ".partial")
-    images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3))
     load = partial(load_crop_resize, fraction=crop_fraction(crop_size), size=image_size)
     paths = manifest["image_path"].tolist()
-    pool = ProcessPoolExecutor(workers) if workers > 1 and n > chunk_size else None
-    try:
-        for start in range(0, n, chunk_size):
-            batch = paths[start:start + chunk_size]
-            decoded = pool.map(load, batch, chunksize=16) if pool else map(load, batch)
-            images[start:start + len(batch)] = np.stack(list(decoded))
-    finally:
-        if pool:
-            pool.shutdown()
-    images.flush()
-    del images
-    np.save(out_dir / LABELS, manifest["label"].to_numpy(np.uint8))
-    np.save(out_dir / IDS, manifest["GalaxyID"].to_numpy(np.int64))
-    os.replace(tmp, out_dir / IMAGES)
+    with atomic_path(out_dir / IMAGES) as tmp:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3))
+        pool = ProcessPoolExecutor(workers) if workers > 1 and n > chunk_size else None
+        try:
+            for start in range(0, n, chunk_size):
+                batch = paths[start:start + chunk_size]
+                decoded = pool.map(load, batch, chunksize=16) if pool else map(load, batch)
+                images[start:start + len(batch)] = np.stack(list(decoded))
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+        images.flush()
+        del images
+        _save(out_dir / LABELS, manifest["label"].to_numpy(np.uint8))
+        _save(out_dir / IDS, manifest["GalaxyID"].to_numpy(np.int64))
     return n
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, tmp.open("wb") as f:  # a file object: np.save would append .npy to a name
+        np.save(f, array)
 
 
 def write_meta(out_dir: Path, crop_size: int, image_size: int, class_names: tuple[str, str],
@@ -66,7 +69,9 @@ def write_meta(out_dir: Path, crop_size: int, image_size: int, class_names: tupl
     """Record the preprocessing the arrays were made with."""
     meta = {"crop_size": crop_size, "image_size": image_size, "class_names": list(class_names),
             "counts": counts}
-    (Path(out_dir) / META).write_text(json.dumps(meta, indent=2) + "\n")
+    text = json.dumps(meta, indent=2) + "\n"
+    with atomic_path(Path(out_dir) / META) as tmp:
+        tmp.write_text(text)
 
 
 def read_meta(processed_dir: Path) -> dict:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,20 +21,100 @@ class ParamError(ValueError):
     """A value in params.yaml is missing or invalid."""
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML loader that also reads exponent floats without a dot or exponent sign (1e-3, 2E4)."""
+
+
+# YAML 1.1 (PyYAML) needs "1.0e-3"; YAML 1.2 (DVC's ruamel.yaml, `dvc exp run -S`) reads 1e-3 as
+# a float, so PyYAML would see a string where DVC and the user see a number.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+# Every key params.yaml may hold: a nested dict is a nested mapping, None a leaf value.
+_FIT = dict.fromkeys(("batch_size", "epochs", "patience", "learning_rate", "class_weight"))
+SCHEMA: dict[str, Any] = {
+    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic")),
+             "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
+                                                    "noise"))},
+    "fetch": {"source": None, "kaggle_dir": None, "synthetic": dict.fromkeys(("n_images", "seed", "workers"))},
+    "filter": dict.fromkeys(("threshold", "on_invalid", "check_images", "n_sample_images")),
+    "split": dict.fromkeys(("train", "val", "test")),
+    "preprocess": {"chunk_size": None},
+    "train_baseline": {**_FIT, **dict.fromkeys(("filters", "kernel_size", "dense_units", "dropout", "augment"))},
+    "train_transfer": {**{k: None for k in _FIT if k != "epochs"}, **dict.fromkeys((
+        "input_size", "weights", "on_missing_weights", "alpha", "dropout", "head_epochs", "fine_tune_layers",
+        "fine_tune_lr", "fine_tune_epochs", "augment"))},
+    "tune": {**dict.fromkeys(("tuner", "max_trials", "epochs_per_trial", "batch_size", "objective",
+                              "kernel_size")),
+             "space": {"dense_units": None, "dropout": dict.fromkeys(("min", "max", "step")),
+                       "learning_rate": dict.fromkeys(("min", "max", "sampling"))}},
+    "train_optimized": {**dict.fromkeys(("batch_size", "epochs", "patience", "class_weight")),
+                        "augment": dict.fromkeys(("flip_p", "rotate_p", "rotate_limit", "brightness_contrast_p",
+                                                  "brightness_limit", "contrast_limit", "noise_p", "noise_std"))},
+    "evaluate": dict.fromkeys(("tta", "bootstrap_resamples", "ci_level", "calibration_bins", "batch_size",
+                               "n_examples")),
+}
+# tune.space holds any number of filters_block<N> lists besides its fixed keys.
+_PATTERN_KEYS = {"tune.space": re.compile(r"filters_block[0-9]+")}
+
+
 def load(path: Path | str = PARAMS_FILE) -> dict:
-    """Load the raw params mapping from a YAML file.
+    """Load the raw params mapping from a YAML file and reject keys no stage reads.
 
     Raises:
-        ParamError: if the file is missing or is not a mapping.
+        ParamError: if the file is missing, is not valid UTF-8 YAML, is not a mapping, or has
+            an unknown key (the message suggests the closest valid one).
     """
     path = Path(path)
     if not path.is_file():
         raise ParamError(f"{path}: params file not found (run from the repository root)")
-    with path.open() as f:
-        raw = yaml.safe_load(f)
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506  (a SafeLoader)
+    except UnicodeDecodeError as e:
+        raise ParamError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                         "save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ParamError(f"{path}: not valid YAML{at}: {problem}") from None
     if not isinstance(raw, dict):
         raise ParamError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    check_keys(raw, path)
     return raw
+
+
+def check_keys(raw: Mapping[str, Any], path: Path | str = PARAMS_FILE) -> None:
+    """Reject keys that no stage reads, so a typo never silently runs the default.
+
+    Raises:
+        ParamError: naming the first unknown key and the closest valid key at that level.
+    """
+    def walk(mapping: Mapping[str, Any], schema: Mapping[str, Any], prefix: str) -> None:
+        pattern = _PATTERN_KEYS.get(prefix.rstrip("."))
+        for key, value in mapping.items():
+            name = f"{prefix}{key}"
+            if key not in schema:
+                if pattern is not None and isinstance(key, str) and pattern.fullmatch(key):
+                    continue
+                close = difflib.get_close_matches(str(key), [str(k) for k in schema], n=1, cutoff=0.5)
+                hint = f"; did you mean '{prefix}{close[0]}'?" if close else \
+                    f"; valid keys here: {', '.join(prefix + k for k in schema)}"
+                raise ParamError(f"{path}: unknown key '{name}'{hint}")
+            if isinstance(schema[key], dict) and isinstance(value, Mapping):
+                walk(value, schema[key], name + ".")
+
+    walk(raw, SCHEMA, "")
+
+
+def _finite(v: int | float) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer beyond the float range
+        return False
 
 
 class _Section:
@@ -66,7 +148,7 @@ class _Section:
     def number(self, key: str, low: float | None = None, high: float | None = None,
                low_open: bool = False) -> float:
         v = self.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
             raise self.fail(key, v, "a finite number")
         if (low is not None and (v < low or (low_open and v == low))) or (high is not None and v > high):
             lo = "(" if low_open else "["
@@ -97,6 +179,17 @@ class _Section:
                 or any(isinstance(x, bool) or not isinstance(x, int) or x < low for x in v)):
             raise self.fail(key, v, f"a non-empty list of integers >= {low}")
         return tuple(v)
+
+
+def _check_depth(raw: Mapping[str, Any], what: str, n_blocks: int) -> None:
+    """Reject more Conv2D+MaxPooling blocks than halvings of base.image_size (Keras fails at 0 px)."""
+    size = base(raw).image_size
+    deepest = size.bit_length() - 1  # floor(log2(size)): each 2x2 pooling must leave >= 1 pixel
+    if n_blocks > deepest:
+        raise ParamError(
+            f"params.yaml: {what} gives {n_blocks} conv blocks but 'base.image_size' {size} can be halved by "
+            f"2x2 pooling only {deepest} times; expected at most {deepest} blocks (or a larger image_size)"
+        )
 
 
 def _nested(parent: _Section, key: str) -> _Section:
@@ -272,6 +365,7 @@ def train_baseline(raw: Mapping[str, Any]) -> TrainBaseline:
     s = _Section(raw, "train_baseline")
     cnn = CNN(s.int_list("filters"), s.integer("kernel_size", 1, 15), s.integer("dense_units", 1),
               s.number("dropout", 0.0, 0.95))
+    _check_depth(raw, f"'{s.key('filters')}' {list(cnn.filters)}", len(cnn.filters))
     return TrainBaseline(cnn, _fit(s), s.choice("augment", ("none", "basic")))
 
 
@@ -373,10 +467,11 @@ def tune(raw: Mapping[str, Any]) -> Tune:
     """Validate the `tune` section (its augmentation is `train_optimized.augment`, shared)."""
     s = _Section(raw, "tune")
     sp = _nested(s, "space")
-    blocks = sorted(k for k in sp.raw if k.startswith("filters_block"))
+    blocks = sorted(k for k in sp.raw if isinstance(k, str) and k.startswith("filters_block"))
     if not blocks:
         raise ParamError("params.yaml: 'tune.space' needs at least one 'filters_block<N>' list")
     filters = tuple(sp.int_list(k) for k in blocks)
+    _check_depth(raw, f"'{sp.name}' ({', '.join(blocks)})", len(blocks))
     dr, lr = _nested(sp, "dropout"), _nested(sp, "learning_rate")
     d = (dr.number("min", 0, 0.95), dr.number("max", 0, 0.95), dr.number("step", 0, 1, True))
     if d[0] > d[1]:

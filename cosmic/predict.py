@@ -24,9 +24,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402  (after the environment variable on purpose)
-from PIL import Image  # noqa: E402
 
-from cosmic.imageops import ImageError, crop_resize, open_rgb  # noqa: E402
+from cosmic.imageops import ImageError, crop_resize, open_converted  # noqa: E402
 from cosmic.tta import predict_proba  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -151,7 +150,7 @@ def predict_files(model, paths: Sequence[Path], fraction: float, size: int, clas
 
     Args:
         model: Keras model taking (n, size, size, 3) pixels in [0, 255].
-        paths: image files; grayscale/RGBA/palette images are converted to RGB.
+        paths: image files; grayscale/RGBA/palette/CMYK/16-bit images are converted to 8-bit RGB.
         fraction: centre-crop fraction of the frame side, from the model's record.
         size: side the crop is resized to, from the model's record.
         class_names: (name of class 0, name of class 1).
@@ -159,8 +158,9 @@ def predict_files(model, paths: Sequence[Path], fraction: float, size: int, clas
         batch_size: images decoded and predicted per step.
 
     Returns:
-        An iterator of rows in `paths` order with keys `COLUMNS`; a file that cannot be read
-        has p_spiral and label None and an error message naming it.
+        An iterator of rows in `paths` order with keys `COLUMNS` and "note" (what was converted,
+        else ""); a file that cannot be read has p_spiral and label None and an error message
+        naming it.
 
     Raises:
         ValueError: if tta is not 1 or 8.
@@ -191,24 +191,25 @@ def predict_files_tta(model, paths: Sequence[Path], fraction: float, size: int, 
         chunk = paths[start:start + batch_size]
         arrays: list[np.ndarray] = []
         errors: dict[int, str] = {}
+        notes: dict[int, str] = {}
         for i, path in enumerate(chunk):
             try:
-                arrays.append(crop_resize(open_rgb(path, allow_convert=True), fraction, size))
+                img, notes[i] = open_converted(path)
+                arrays.append(crop_resize(img, fraction, size))
             except ImageError as e:
                 errors[i] = str(e)
-            except Image.DecompressionBombError as e:  # not an OSError, so open_rgb lets it through
-                errors[i] = f"{path}: {e}"
         images = np.stack(arrays) if arrays else None
         probs = [iter(predict_proba(model, images, tta=tta, batch_size=batch_size) if arrays else [])
                  for tta in ttas]
         for i, path in enumerate(chunk):
-            yield tuple(_row(path, errors.get(i, ""), None if i in errors else next(p), class_names)
-                        for p in probs)
+            yield tuple(_row(path, errors.get(i, ""), None if i in errors else next(p), class_names,
+                             notes.get(i, "")) for p in probs)
 
 
-def _row(path: Path, error: str, p: float | None, class_names: Sequence[str]) -> dict:
+def _row(path: Path, error: str, p: float | None, class_names: Sequence[str], note: str = "") -> dict:
     """The output row of one file: its prediction, or None values and the error if it was unreadable."""
-    row = {"id": galaxy_id(path), "path": str(path), "p_spiral": None, "label": None, "error": error}
+    row = {"id": galaxy_id(path), "path": str(path), "p_spiral": None, "label": None, "error": error,
+           "note": note}
     if p is not None:
         p = round(float(p), DECIMALS)
         # Label from the printed value, so a row never shows 0.5 next to "spiral".
@@ -239,11 +240,36 @@ def format_rows(rows: Sequence[dict], fmt: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write text via a temporary file, so an interrupted run leaves no half-written output."""
+    """Write text via a temporary file, so an interrupted or failed write leaves no output at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:  # also KeyboardInterrupt: never leave the .partial behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def check_output(path: Path) -> str | None:
+    """Why --output cannot be written (a folder, under a regular file, not writable), or None.
+
+    Creates the missing parent folders, as the final write would.
+    """
+    if path.is_dir():
+        return f"{path}: is a folder; expected a .csv or .json file path"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{path}: {parent} is a regular file, not a folder; expected a path in a folder"
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"{path}: cannot create its folder ({e.strerror})"
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{path}: not writable"
+    return None
 
 
 def _output_path(value: str) -> Path:
@@ -301,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     # Cheap checks first, so mistakes are reported before TensorFlow is imported.
     if not args.model.is_file():
         parser.error(f"{args.model}: model file not found")
+    if args.output is not None:
+        problem = check_output(args.output)  # before any prediction, so no work is lost to a bad path
+        if problem:
+            parser.error(problem)
     paths, unmatched = expand_inputs(args.paths)
     if not any(p.exists() for p in paths):
         parser.error("no input files match: " + ", ".join(args.paths))
@@ -316,12 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     for row in predict_files(model, paths, fraction, size, names, tta=args.tta, batch_size=args.batch_size):
         if row["error"]:
             print(f"error: {row['error']}", file=sys.stderr)
+        elif row["note"]:
+            print(f"note: {row['note']}", file=sys.stderr)
         rows.append(row)
     n_failed = sum(bool(row["error"]) for row in rows)
     if args.output is None:
         sys.stdout.write(format_rows(rows, ".csv"))
     else:
-        write_atomic(args.output, format_rows(rows, args.output.suffix.lower()))
+        try:
+            write_atomic(args.output, format_rows(rows, args.output.suffix.lower()))
+        except OSError as e:
+            print(f"error: cannot write {args.output}: {e}", file=sys.stderr)
+            return 2
         print(f"wrote {len(rows)} predictions ({n_failed} unreadable) to {args.output}", file=sys.stderr)
     return 1 if n_failed else 0
 

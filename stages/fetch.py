@@ -5,7 +5,7 @@ import shutil
 import sys
 
 from cosmic import params, paths
-from cosmic.fetch import FetchError, import_kaggle, write_manifest
+from cosmic.fetch import FetchError, check_separate, import_kaggle, write_manifest
 from cosmic.params import ParamError
 from cosmic.synthetic import generate
 from cosmic.utils import setup_logging
@@ -16,6 +16,8 @@ log = logging.getLogger("fetch")
 def main() -> None:
     setup_logging()
     p = params.fetch(params.load())
+    if p.source == "kaggle":
+        check_separate(p.kaggle_dir, paths.RAW_DIR)  # before emptying data/raw: it may hold the source
     shutil.rmtree(paths.RAW_DIR, ignore_errors=True)
     if p.source == "synthetic":
         s = p.synthetic
@@ -32,3 +34,5 @@ if __name__ == "__main__":
         main()
     except (ParamError, FetchError) as e:
         sys.exit(f"fetch: {e}")
+    except KeyboardInterrupt:
+        sys.exit("fetch: interrupted; data/raw is incomplete, re-run the stage")

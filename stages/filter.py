@@ -5,7 +5,7 @@ import sys
 from cosmic import eda, params, paths
 from cosmic.catalog import CatalogError, build_catalog
 from cosmic.params import ParamError
-from cosmic.utils import read_json, setup_logging, write_json
+from cosmic.utils import atomic_path, read_json, setup_logging, write_json
 
 
 def main() -> None:
@@ -13,9 +13,9 @@ def main() -> None:
     raw = params.load()
     base, p = params.base(raw), params.filter_(raw)
     result = build_catalog(paths.RAW_DIR, p.threshold, base.class_names, p.on_invalid, p.check_images)
-    paths.FILTERED_DIR.mkdir(parents=True, exist_ok=True)
-    result.catalog.to_csv(paths.CATALOG, index=False)
-    result.dropped.to_csv(paths.DROPPED, index=False)
+    for frame, path in ((result.catalog, paths.CATALOG), (result.dropped, paths.DROPPED)):
+        with atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
     counts = dict(result.counts)
     summary = {"source": read_json(paths.RAW_DIR / "SOURCE.json").get("source", "unknown"),
                "threshold": counts.pop("threshold"),
@@ -35,5 +35,7 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, CatalogError) as e:
+    except (ParamError, CatalogError, FileNotFoundError) as e:
         sys.exit(f"filter: {e}")
+    except KeyboardInterrupt:
+        sys.exit("filter: interrupted; no output was half-written, re-run the stage")

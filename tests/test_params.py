@@ -6,6 +6,8 @@ import copy
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cosmic import params
 from cosmic.params import ParamError
@@ -78,3 +80,161 @@ def test_missing_key_and_section_are_named():
 def test_missing_params_file(tmp_path):
     with pytest.raises(ParamError, match="params file not found"):
         params.load(tmp_path / "params.yaml")
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_committed_params_file_loads_with_its_key_check():
+    assert params.load(REPO / "params.yaml") == RAW
+
+
+@pytest.mark.parametrize(
+    "section, key, typo, suggestion",
+    [
+        ("train_baseline", "epochs", "epoch", "train_baseline.epochs"),
+        ("base", "domain_randomization.noise", "nosie", "base.domain_randomization.noise"),
+        ("tune", "space.dense_units", "dense_unit", "tune.space.dense_units"),
+    ],
+)
+def test_unknown_key_names_it_and_suggests_the_closest(tmp_path, section, key, typo, suggestion):
+    raw = copy.deepcopy(RAW)
+    target = raw[section]
+    *parents, _ = key.split(".")
+    for p in parents:
+        target = target[p]
+    target[typo] = 30
+    path = _write(tmp_path, yaml.safe_dump(raw))
+    full = ".".join([section, *parents, typo])
+    with pytest.raises(ParamError, match=rf"unknown key '{full}'; did you mean '{suggestion}'\?"):
+        params.load(path)
+
+
+def test_unknown_section_is_named(tmp_path):
+    raw = copy.deepcopy(RAW)
+    raw["trian_baseline"] = {"epochs": 30}
+    with pytest.raises(ParamError, match=r"unknown key 'trian_baseline'; did you mean 'train_baseline'\?"):
+        params.load(_write(tmp_path, yaml.safe_dump(raw)))
+
+
+def test_extra_filters_blocks_are_valid_keys():
+    raw = _with("tune", "space.filters_block4", [16])
+    params.check_keys(raw)
+    assert len(params.tune(raw).space.filters) == 4
+
+
+@pytest.mark.parametrize("text, value", [("1e-3", 0.001), ("2E-4", 0.0002), ("1.0e-3", 0.001), ("5e-1", 0.5)])
+def test_exponent_floats_without_yaml11_form_are_numbers(tmp_path, text, value):
+    src = (REPO / "params.yaml").read_text()
+    src = src.replace("  learning_rate: 0.001\n  batch_size: 64\n  epochs: 12",
+                      f"  learning_rate: {text}\n  batch_size: 64\n  epochs: 12", 1)
+    raw = params.load(_write(tmp_path, src))
+    assert params.train_baseline(raw).fit.learning_rate == value
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("base:\n  seed: [1, 2\n", r"not valid YAML at line \d+, column \d+"),
+        ("base:\n\tseed: 1\n", r"not valid YAML"),
+        ("- just\n- a list\n", r"expected a mapping of sections, got list"),
+    ],
+)
+def test_malformed_params_file_is_a_param_error(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ParamError, match=message) as err:
+        params.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_latin1_params_file_is_a_param_error(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes("base:\n  class_names: [elliptique, spirale\xe9]\n".encode("latin-1"))
+    with pytest.raises(ParamError, match="not UTF-8"):
+        params.load(path)
+
+
+def test_filters_deeper_than_the_image_allows_are_rejected():
+    # 64 px can be halved 6 times: a 7th block would make Keras fail inside training.
+    params.train_baseline(_with("train_baseline", "filters", [8] * 6))
+    with pytest.raises(ParamError, match=r"'train_baseline.filters' .* 7 conv blocks .* only 6 times"):
+        params.train_baseline(_with("train_baseline", "filters", [8] * 7))
+    raw = _with("base", "image_size", 8)
+    for n in (4, 5, 6, 7):
+        raw["tune"]["space"][f"filters_block{n}"] = [8]
+    with pytest.raises(ParamError, match=r"'tune.space' \(filters_block1.*7 conv blocks .* only 3 times"):
+        params.tune(raw)
+
+
+def test_huge_integer_is_not_a_finite_number():
+    with pytest.raises(ParamError, match="'train_baseline.dropout' is .*expected a finite number"):
+        params.train_baseline(_with("train_baseline", "dropout", 10**400))
+
+
+# Property-based: any edit of a valid params mapping is accepted or rejected with a ParamError.
+_LEAVES = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8), st.lists(st.integers(-3, 300), max_size=8),
+    st.lists(st.floats(-2, 3, allow_nan=False), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+def _paths(mapping, prefix=()):
+    for key, value in mapping.items():
+        yield prefix + (key,)
+        if isinstance(value, dict):
+            yield from _paths(value, prefix + (key,))
+
+
+_ALL_PATHS = sorted(_paths(RAW))
+
+
+@settings(max_examples=80, deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(_ALL_PATHS), _LEAVES), min_size=1, max_size=3),
+       extra=st.one_of(st.none(), st.tuples(st.sampled_from(sorted(RAW)), st.text(min_size=1, max_size=10))))
+def test_any_edit_is_accepted_or_a_param_error(edits, extra):
+    raw = copy.deepcopy(RAW)
+    for path, value in edits:
+        target = raw
+        for key in path[:-1]:
+            if not isinstance(target.get(key), dict):
+                break
+            target = target[key]
+        else:
+            target[path[-1]] = value
+    if extra is not None:
+        raw[extra[0]][extra[1]] = 1
+    try:
+        params.check_keys(raw)
+        results = [read(raw) for read in SECTIONS.values()]
+    except ParamError as e:
+        assert str(e).startswith("params.yaml: ")
+        return
+    assert results[0].image_size <= results[0].crop_size
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("abc: -[]{}\n\t'\"#1e.5,&*!|>%@`")), max_size=60))
+def test_any_yaml_text_loads_or_is_a_param_error(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("p") / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        raw = params.load(path)
+    except ParamError as e:
+        assert str(path) in str(e)
+        return
+    assert isinstance(raw, dict)
+
+
+def test_schema_lists_exactly_the_committed_keys():
+    """A key added to params.yaml must be added to params.SCHEMA (and read by its section)."""
+    def keys(mapping, prefix=""):
+        return {k for key, v in mapping.items()
+                for k in ({prefix + key} | (keys(v, f"{prefix}{key}.") if isinstance(v, dict) else set()))}
+
+    committed = {k for k in keys(RAW) if not k.startswith("tune.space.filters_block")}
+    assert committed == keys(params.SCHEMA)

@@ -6,8 +6,10 @@ import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -230,3 +232,119 @@ def test_module_runs_end_to_end(saved_model, images, tmp_path):
     assert [r["id"] for r in rows] == ["100008", "100023", "100053"]
     assert all(0 <= float(r["p_spiral"]) <= 1 for r in rows)
     assert "Traceback" not in result.stderr
+
+
+def test_16bit_png_is_scaled_not_clipped(saved_model, images, tmp_path, capsys):
+    path, model, record = saved_model
+    eight = np.asarray(Image.open(images / "100008.jpg").convert("L"))
+    Image.fromarray(eight).save(tmp_path / "g8.png")
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    assert _run(["--model", str(path), str(tmp_path / "g8.png"), str(tmp_path / "g16.png")]) == 0
+    out = capsys.readouterr()
+    rows = {Path(r["path"]).name: r for r in _csv_rows(out.out)}
+    assert rows["g16.png"]["p_spiral"] == rows["g8.png"]["p_spiral"]
+    x16 = imageops.open_converted(tmp_path / "g16.png")[0]
+    np.testing.assert_array_equal(np.asarray(x16), np.asarray(Image.fromarray(eight).convert("RGB")))
+    assert f"note: {tmp_path / 'g16.png'}: converted I;16 (16-bit grayscale) to 8-bit RGB" in out.err
+    assert f"note: {tmp_path / 'g8.png'}: converted image mode L to RGB" in out.err
+
+
+def test_cmyk_conversion_is_noted(saved_model, images, tmp_path, capsys):
+    path, _, _ = saved_model
+    Image.open(images / "100008.jpg").convert("CMYK").save(tmp_path / "cmyk.jpg")
+    assert _run(["--model", str(path), str(tmp_path / "cmyk.jpg")]) == 0
+    assert f"note: {tmp_path / 'cmyk.jpg'}: converted image mode CMYK to RGB" in capsys.readouterr().err
+
+
+def test_decompression_bomb_is_an_error_row(saved_model, tmp_path, capsys):
+    from tests.test_catalog import _png_header_only
+
+    path, _, _ = saved_model
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(20000, 20000))
+    assert _run(["--model", str(path), str(bomb)]) == 1
+    assert "decompression bomb" in _csv_rows(capsys.readouterr().out)[0]["error"]
+
+
+@pytest.mark.parametrize("where", ["folder", "under_file"])
+def test_bad_output_path_is_refused_before_predicting(saved_model, images, tmp_path, capsys, monkeypatch, where):
+    import cosmic.predict as predict
+
+    path, _, _ = saved_model
+    if where == "folder":
+        out = tmp_path / "preds.csv"
+        out.mkdir()
+        message = f"{out}: is a folder"
+    else:
+        (tmp_path / "file").write_text("mine")
+        out = tmp_path / "file" / "sub" / "preds.csv"
+        message = f"{tmp_path / 'file'} is a regular file"
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output path was checked")
+
+    monkeypatch.setattr(predict, "load_classifier", never)
+    assert _run(["--model", str(path), "--output", str(out), str(images)]) == 2
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "file").read_text() == "mine" if where == "under_file" else out.is_dir()
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_failed_write_leaves_no_partial(tmp_path, monkeypatch):
+    import cosmic.predict as predict
+
+    def broken(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(predict.os, "replace", broken)
+    with pytest.raises(OSError):
+        predict.write_atomic(tmp_path / "p.csv", "id\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+_INTERRUPT = """
+import os, signal, sys, time
+from pathlib import Path
+import cosmic.predict as predict
+marker = Path(sys.argv[1])
+phase = sys.argv[2]
+if phase == "predicting":
+    real = predict.predict_files
+    def slow(*args, **kwargs):
+        for row in real(*args, **kwargs):
+            marker.touch()
+            time.sleep(0.5)
+            yield row
+    predict.predict_files = slow
+else:
+    real_replace = os.replace
+    def stop_before_replace(src, dst):
+        marker.touch()
+        time.sleep(60)
+        real_replace(src, dst)
+    predict.os.replace = stop_before_replace
+sys.exit(predict.main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["predicting", "writing"])
+def test_sigint_leaves_no_output_under_the_final_name(saved_model, images, tmp_path, phase):
+    path, _, _ = saved_model
+    out = tmp_path / "out" / "pred.csv"
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPT, str(marker), phase, "--model", str(path),
+                             "--output", str(out), "--batch-size", "1", str(images)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    assert not out.exists() and not list(tmp_path.rglob("*.partial")), err

@@ -14,6 +14,7 @@ import pandas as pd
 
 from cosmic import kaggle_format as kf
 from cosmic.imageops import ImageError, ImageTooLargeError, NotRGBError, open_rgb
+from cosmic.utils import progress
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +249,9 @@ def check_images(paths: list[str], decode: bool, workers: int = 2) -> list[tuple
     if not decode:
         return [("", "") if Path(p).is_file() else ("missing_image", f"{p} does not exist") for p in paths]
     if workers <= 1 or len(paths) < 64:
-        return [check_image(p) for p in paths]
+        return [check_image(p) for p in progress(paths, desc="checking images")]
     with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(check_image, paths, chunksize=64))
+        return list(progress(pool.map(check_image, paths, chunksize=64), desc="checking images", total=len(paths)))
 
 
 def build_catalog(raw_dir: Path, threshold: float, class_names: tuple[str, str], on_invalid: str = "drop",

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from cosmic import kaggle_format as kf
 from cosmic import paths
-from cosmic.utils import write_json
+from cosmic.utils import progress, write_json
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def _extract_members(zf: zipfile.ZipFile, zip_path: Path, rename, dst: Path) -> 
     names = _Names(zip_path)
     try:
         infos = {info.filename: info for info in zf.infolist()}
-        for info in infos.values():
+        for info in progress(infos.values(), desc=f"extracting {zip_path.name}", total=len(infos), unit="file"):
             target = None if info.is_dir() else rename(info.filename)
             if target is None:
                 continue
@@ -291,7 +291,8 @@ def import_kaggle(kaggle_dir: Path, out_dir: Path, download: bool = True) -> dic
     if img_src is not None:
         n_images = 0
         names = _Names(img_src)
-        for entry in sorted(os.scandir(img_src), key=lambda e: e.name):
+        for entry in progress(sorted(os.scandir(img_src), key=lambda e: e.name), desc="importing images",
+                              unit="file"):
             target = image_name(entry.name)
             if target is None or not entry.is_file():
                 continue

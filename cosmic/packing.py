@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from cosmic.imageops import crop_fraction, load_crop_resize
-from cosmic.utils import atomic_path
+from cosmic.utils import atomic_path, progress
 
 IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
 META = "meta.json"
@@ -45,7 +45,7 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3))
         pool = ProcessPoolExecutor(workers) if workers > 1 and n > chunk_size else None
         try:
-            for start in range(0, n, chunk_size):
+            for start in progress(range(0, n, chunk_size), desc=f"packing {out_dir.name}", unit="chunk"):
                 batch = paths[start:start + chunk_size]
                 decoded = pool.map(load, batch, chunksize=16) if pool else map(load, batch)
                 images[start:start + len(batch)] = np.stack(list(decoded))

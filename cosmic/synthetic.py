@@ -27,6 +27,7 @@ from scipy import fft as sfft
 from scipy.special import gamma, gammaincinv
 
 from cosmic import kaggle_format as kf
+from cosmic.utils import progress
 
 ID_MIN, ID_MAX = 100008, 999967
 MAX_IMAGES = ID_MAX - ID_MIN + 1
@@ -931,7 +932,7 @@ def generate(out_dir: Path, n_images: int, seed: int, workers: int | None = None
     else:
         with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
             futures = [pool.submit(_render_chunk, seed, c, ids[c.start:c.stop], str(image_dir)) for c in chunks]
-            parts = [future.result() for future in futures]
+            parts = [future.result() for future in progress(futures, desc="synthetic galaxies", unit="chunk")]
     frame = _frame(ids, np.concatenate(parts))
     frame.to_csv(out_dir / kf.SOLUTIONS_CSV, index=False, float_format="%.6f")
     return frame

@@ -1,19 +1,37 @@
-"""Small helpers shared by the stages: logging and atomic JSON output."""
+"""Small helpers shared by the stages: logging, progress bars and atomic JSON output."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    """Log to stderr with the stage-friendly format used by every stage."""
+    """Log to stderr with the stage-friendly format used by every stage; a stage script logs its run time."""
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    script = Path(sys.argv[0])
+    if script.parent.name == "stages":  # a stage process, not a stage's main() called in-process
+        start = time.monotonic()
+        atexit.register(lambda: logging.getLogger(script.stem).info("%s ran for %.1f s", script.stem,
+                                                                    time.monotonic() - start))
+
+
+def progress(items: Iterable[T], *, desc: str, total: int | None = None, unit: str = "img") -> Iterable[T]:
+    """`items` with a progress bar on stderr when it is a terminal; unchanged in CI and DVC logs."""
+    return tqdm(items, desc=desc, total=total, unit=unit, disable=not sys.stderr.isatty(), leave=False,
+                mininterval=1.0, dynamic_ncols=True)
 
 
 @contextmanager

@@ -24,15 +24,23 @@ def _save(fig: plt.Figure, path: Path) -> None:
 
 
 def plot_trials(table: pd.DataFrame, objective: str, path: Path) -> None:
-    """Objective per tuner trial, best trial highlighted."""
+    """Objective per tuner trial as points (trials are independent), the best one highlighted."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     scores = table["score"].astype(float)
-    ax.bar(table["trial"].astype(str), scores, color="steelblue")
+    trials = table["trial"].astype(str)
+    ax.plot(trials, scores, "o", color="steelblue", label="trial")
+    title = "KerasTuner trials"
     if scores.notna().any():
         best = scores.idxmax() if not objective.endswith("loss") else scores.idxmin()
-        ax.bar([str(table["trial"][best])], [scores[best]], color="darkorange", label="best")
-        ax.legend()
-    ax.set(xlabel="trial", ylabel=objective, title="KerasTuner trials")
+        ax.plot([trials[best]], [scores[best]], "o", ms=9, color="darkorange", label="best")
+        title += f" (best: trial {trials[best]}, {objective} {scores[best]:.4f})"
+        # The spread between trials is what matters, so the axis is fitted to the scores, not to 0.
+        low, high = scores.min(), scores.max()
+        pad = max((high - low) * 0.15, 1e-3)
+        ax.set_ylim(low - pad, high + pad)
+    ax.set(xlabel="trial", ylabel=objective)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best", framealpha=0.6)
     ax.tick_params(axis="x", rotation=90)
     _save(fig, path)
 
@@ -47,10 +55,19 @@ def read_live_history(live_dir: Path) -> pd.DataFrame:
     return pd.concat(series, axis=1) if series else pd.DataFrame()
 
 
-def plot_histories(histories: dict[str, pd.DataFrame], path: Path) -> None:
-    """Loss and accuracy per epoch of every model, train solid and validation dashed."""
+def plot_histories(histories: dict[str, pd.DataFrame], path: Path,
+                   kept_epochs: dict[str, int] | None = None) -> None:
+    """Loss and accuracy per epoch of every model, train solid and validation dashed.
+
+    Args:
+        histories: model name -> `read_live_history` frame.
+        path: PNG to write.
+        kept_epochs: model name -> 1-based epoch whose weights the saved model has (early
+            stopping restores the best validation loss), marked with a ring on the val curves.
+    """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    kept_epochs = kept_epochs or {}
     for (name, hist), colour in zip(histories.items(), colours):
         for ax, metric in zip(axes, ("loss", "accuracy")):
             for split, style in (("train", "-"), ("eval", "--")):
@@ -58,6 +75,10 @@ def plot_histories(histories: dict[str, pd.DataFrame], path: Path) -> None:
                 if col in hist:
                     ax.plot(hist.index + 1, hist[col], style, color=colour,
                             label=f"{name} {'val' if split == 'eval' else 'train'}")
+            kept, col = kept_epochs.get(name), f"eval/{metric}"
+            if kept is not None and col in hist and kept - 1 in hist.index:
+                ax.plot([kept], [hist[col][kept - 1]], "o", ms=8, mfc="none", mec=colour,
+                        label=f"{name} kept (epoch {kept})")
     for ax, metric in zip(axes, ("loss", "accuracy")):
         ax.set(xlabel="epoch", ylabel=metric, title=f"training {metric}")
     axes[1].legend(fontsize=7)
@@ -92,15 +113,31 @@ def plot_roc(curves: dict[str, list[dict]], aucs: dict[str, float | None], path:
 
 
 def plot_calibration(curves: dict[str, dict], path: Path) -> None:
-    """Reliability diagram: fraction of spirals against mean predicted p(spiral), per model."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    """Reliability diagram with 95 % Wilson intervals per bin, and the number of images per bin below."""
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(4.8, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect")
-    for name, c in curves.items():
-        ax.plot(c["mean_predicted"], c["fraction_positive"], "o-", ms=3, label=name)
-    ax.set(xlabel="mean predicted p(spiral)", ylabel="fraction spiral", title="calibration (test)",
-           xlim=(0, 1), ylim=(0, 1))
+    width = 0.8 / max(len(curves), 1)
+    for k, (name, c) in enumerate(curves.items()):
+        n = np.asarray(c["count"], float)
+        frac = np.asarray(c["fraction_positive"], float)
+        low, high = _wilson(frac, n)
+        line = ax.errorbar(c["mean_predicted"], frac, yerr=[frac - low, high - frac], fmt="o-", ms=3,
+                           capsize=2, lw=1, label=name)
+        centres = np.asarray(c["bin_centre"], float)
+        bin_width = np.asarray(c["bin_upper"], float) - np.asarray(c["bin_lower"], float)
+        ax_n.bar(centres + (k - (len(curves) - 1) / 2) * width * bin_width, n, width=width * bin_width,
+                 color=line[0].get_color())
+    ax.set(ylabel="fraction spiral (95 % CI)", title="calibration (test)", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8)
+    ax_n.set(xlabel="mean predicted p(spiral)", ylabel="images", yscale="log")
     _save(fig, path)
+
+
+def _wilson(fraction: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of binomial fractions (stays inside [0, 1], sensible for small n)."""
+    centre = (fraction + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(fraction * (1 - fraction) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
 def plot_examples(images: np.ndarray, labels: np.ndarray, p: np.ndarray, ids: np.ndarray,
@@ -111,7 +148,7 @@ def plot_examples(images: np.ndarray, labels: np.ndarray, p: np.ndarray, ids: np
     right, wrong = np.flatnonzero(pred == labels), np.flatnonzero(pred != labels)
     rows = {"most confident right": right[np.argsort(-confidence[right], kind="stable")][:n],
             "most confident wrong": wrong[np.argsort(-confidence[wrong], kind="stable")][:n]}
-    fig, axes = plt.subplots(2, n, figsize=(1.7 * n, 4.4), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(2.0 * n, 5.4), squeeze=False)
     for r, (row_name, idx) in enumerate(rows.items()):
         for c in range(n):
             ax = axes[r][c]
@@ -119,9 +156,9 @@ def plot_examples(images: np.ndarray, labels: np.ndarray, p: np.ndarray, ids: np
             if c < len(idx):
                 i = idx[c]
                 ax.imshow(images[i])
-                ax.set_title(f"{ids[i]}\ntrue {class_names[labels[i]]}\npred {class_names[pred[i]]} "
-                             f"p={p[i]:.2f}", fontsize=6, color="green" if r == 0 else "crimson")
+                ax.set_title(f"{ids[i]}\ntrue {class_names[labels[i]]}\ncalled {class_names[pred[i]]}\n"
+                             f"p({class_names[1]}) = {p[i]:.2f}", fontsize=8, color="green" if r == 0 else "crimson")
         axes[r][0].text(-0.15, 0.5, row_name, transform=axes[r][0].transAxes, rotation=90, va="center",
-                        ha="right", fontsize=8)
+                        ha="right", fontsize=9)
     fig.suptitle(title, fontsize=9)
     _save(fig, path)

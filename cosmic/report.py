@@ -13,8 +13,8 @@ def _num(x: float | None, digits: int = 3) -> str:
 
 def model_table(results: dict, class_names: tuple[str, str]) -> str:
     """The comparison table of the models (one row per model)."""
-    head = ("| model | test accuracy % (95 % CI) | balanced acc. % | ROC AUC | macro F1 | log loss | ECE | "
-            "TTA×8 accuracy % | parameters | file MB | pretrained |")
+    head = ("| model | test acc. % (95 % CI) | bal. acc. % | ROC AUC | macro F1 | log loss | ECE | "
+            "TTA×8 acc. % | params | MB | pretrained |")
     levels = {int(round(100 * r["test"]["accuracy_ci"]["level"])) for r in results.values()}
     if levels and levels != {95}:
         head = head.replace("95 %", f"{levels.pop()} %")

@@ -86,7 +86,8 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
     `live_dir`, every epoch of every phase is logged to one DVCLive run with continuous steps.
 
     Returns:
-        {"val": {loss, accuracy, auc}, "epochs_run": n, "phases": {...}} of the final model.
+        {"val": {loss, accuracy, auc}, "epochs_run": n, "kept_epoch": epoch whose weights the model
+        ends with (1-based), "phases": {name: {epochs_run, learning_rate, kept_epoch}}}.
 
     Raises:
         TrainingError: when the loss becomes NaN.
@@ -103,8 +104,9 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
             if phase.before is not None:
                 phase.before()
             compile_model(model, phase.learning_rate)
+            stopping = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
             callbacks = [
-                keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True),
+                stopping,
                 keras.callbacks.TerminateOnNaN(),
                 *(extra_callbacks or []),
             ]
@@ -119,10 +121,14 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
                                     f"{epochs_done + len(losses)}; lower the learning rate "
                                     f"(now {phase.learning_rate})")
             epochs_done += len(losses)
-            phase_log[phase.name] = {"epochs_run": len(losses), "learning_rate": phase.learning_rate}
+            # Early stopping restores the phase's best val-loss epoch (numbered across phases).
+            phase_log[phase.name] = {"epochs_run": len(losses), "learning_rate": phase.learning_rate,
+                                     "kept_epoch": stopping.best_epoch + 1}
         values = model.evaluate(val_ds, verbose=0, return_dict=True)
         result = {"val": {k: round(float(v), 6) for k, v in sorted(values.items())},
-                  "epochs_run": epochs_done, "phases": phase_log}
+                  "epochs_run": epochs_done,
+                  "kept_epoch": next(reversed(phase_log.values()))["kept_epoch"] if phase_log else 0,
+                  "phases": phase_log}
         if live is not None:
             live.summary["best"] = result["val"]
     finally:
@@ -169,7 +175,7 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batc
     training = {"stage": stage, "phases": result["phases"], **(record or {})}
     save_model(model, model_path,
                {**preprocessing_record(base.crop_size, base.image_size, base.class_names), "training": training})
-    metrics = {"val": result["val"], "epochs_run": result["epochs_run"],
+    metrics = {"val": result["val"], "epochs_run": result["epochs_run"], "kept_epoch": result["kept_epoch"],
                "epochs_run_by_phase": {name: ph["epochs_run"] for name, ph in result["phases"].items()},
                **model_summary(model, model_path), "n_train": int(len(train.labels)),
                "n_val": int(len(val.labels))}

@@ -35,7 +35,8 @@ def main() -> None:
                             calibration_bins=p.calibration_bins, seed=base.seed)
         evals.append(ev)
         results[name] = {"test": ev.metrics, "n_params": train_metrics["n_params"],
-                         "model_bytes": train_metrics["model_bytes"], "pretrained": training.get("pretrained")}
+                         "model_bytes": train_metrics["model_bytes"], "pretrained": training.get("pretrained"),
+                         "kept_epoch": train_metrics["kept_epoch"]}
         timing[name] = {"inference_images_per_s": inference_throughput(model, test.images, p.batch_size)}
         if training.get("pretrained") is False:
             notes.append(f"The {name} model was NOT pretrained: {training.get('weights_note')}")
@@ -60,7 +61,8 @@ def main() -> None:
     plots.plot_calibration({e.name: calibration_curve(test.labels, e.p, p.calibration_bins) for e in evals},
                            paths.EVAL_PLOTS_DIR / "calibration.png")
     plots.plot_histories({n: plots.read_live_history(paths.PLOTS_DIR / "training" / s)
-                          for n, s in paths.MODEL_STAGES.items()}, paths.EVAL_PLOTS_DIR / "training_history.png")
+                          for n, s in paths.MODEL_STAGES.items()}, paths.EVAL_PLOTS_DIR / "training_history.png",
+                         kept_epochs={n: r["kept_epoch"] for n, r in results.items()})
 
     data_counts = {**read_json(paths.stage_metrics("data")), **read_json(paths.FILTER_SUMMARY)}
     source = data_counts["source"]

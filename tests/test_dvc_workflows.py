@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_params
+from tests.conftest import N_TINY, REPO, tiny_params
 
 pytestmark = pytest.mark.e2e
 
@@ -436,12 +436,20 @@ def test_plots_and_metrics_show(project, tmp_path):
 
 
 def test_models_are_registry_artifacts(project, tmp_path):
-    """`dvc artifacts get` fetches each model of dvc.yaml's artifacts section, byte-identical to the run's."""
-    for name, spec in SPEC["artifacts"].items():
-        assert spec["type"] == "model" and spec["desc"] and spec["labels"], name
-        out = tmp_path / f"{name}.keras"
-        project.dvc("artifacts", "get", str(project.root), name, "-o", str(out))
-        assert out.read_bytes() == (project.root / spec["path"]).read_bytes(), name
+    """README recipe: a model version registered with GTO is fetched by `dvc artifacts get`, byte for byte."""
+    tags = []
+    try:
+        for name, spec in SPEC["artifacts"].items():
+            assert spec["type"] == "model" and spec["desc"] and spec["labels"], name
+            project.run(str(VENV_BIN / "gto"), "register", name, "--version", "v0.1.0")
+            tags.append(f"{name}@v0.1.0")
+            out = tmp_path / f"{name}.keras"
+            project.dvc("artifacts", "get", str(project.root), name, "-o", str(out))
+            assert out.read_bytes() == (project.root / spec["path"]).read_bytes(), name
+    finally:
+        for tag in tags:
+            project.git("tag", "-d", tag)
+    project.assert_clean()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -508,6 +516,46 @@ def test_queued_sweep_runs_every_experiment(project):
         assert rerun["val"] == first["val"], (
             f"same params, different val metrics: first run {first['val']}, queued {rerun['val']}")
     assert project.porcelain() == "", "queued experiments changed the workspace"
+
+
+def _wait_for_queue(project: Project, names: list[str]) -> dict[str, str]:
+    """Poll `dvc queue status` until none of `names` is queued or running; their final states."""
+    start = time.monotonic()
+    rows: dict[str, str] = {}
+    while time.monotonic() - start < T_QUEUE:
+        time.sleep(5)
+        status = project.dvc("queue", "status")
+        rows = _queue_rows(status)
+        if all(rows.get(n) not in (None, "Queued", "Running") for n in names):
+            return rows
+    pytest.fail(f"queue not finished after {T_QUEUE} s: {rows}")
+
+
+def test_queued_experiment_reads_dvc_tracked_kaggle_files(project):
+    """README recipe: Kaggle files tracked with `dvc add` reach queued experiments, which run in a temp dir."""
+    kaggle = project.root / "data/external/galaxy-zoo"
+    try:
+        project.run(sys.executable, "-m", "cosmic.synthetic", str(kaggle), "--n-images", str(N_TINY), "--seed", "7")
+        project.dvc("add", "data/external/galaxy-zoo")
+        project.commit("track a tiny Kaggle-format folder with DVC")
+        res = project.dvc("exp", "run", "--queue", "-S", "fetch.source=kaggle")
+        names = QUEUED.findall(res.output)
+        assert len(names) == 1, res.describe()
+        project.dvc("queue", "start")
+        rows = _wait_for_queue(project, names)
+        if rows.get(names[0]) != "Success":
+            pytest.fail(f"{rows}\n{_tail(project.dvc('queue', 'logs', names[0], check=False).output)}")
+        show = project.dvc("exp", "show", "--json").json()
+        (_, _, rev), = [t for t in _exp_revs(show) if t[1]["name"] == names[0]]
+        assert _params(rev)["fetch"]["source"] == "kaggle"
+        data = _metric(rev, "metrics/data.json")
+        assert data["n_rows"] == N_TINY and data["n_kept"] > 0, data
+        assert "baseline" in _metric(rev, "metrics/evaluate.json")
+    finally:
+        project.git("reset", "-q", "--hard", project.first_sha)
+        project.restore_head()
+        shutil.rmtree(kaggle, ignore_errors=True)
+    project.assert_clean()
 
 
 # ----------------------------------------------------------------------------------------------

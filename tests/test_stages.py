@@ -92,6 +92,18 @@ def test_training_stages_ran_without_the_test_split(workspace):
         assert (workspace / f"plots/training/{stage}/plots/metrics/train/loss.tsv").is_file()
 
 
+def test_kept_epoch_is_the_best_val_loss_of_the_last_phase(workspace):
+    """Early stopping restores the best epoch; the metrics and training_history.png say which one."""
+    from cosmic.plots import read_live_history
+
+    for stage in ("train_baseline", "train_transfer", "train_optimized"):
+        m = _json(workspace, f"metrics/{stage}.json")
+        last_phase = list(m["epochs_run_by_phase"].values())[-1]
+        val_loss = read_live_history(workspace / f"plots/training/{stage}")["eval/loss"].to_numpy()
+        first = m["epochs_run"] - last_phase
+        assert m["kept_epoch"] == first + int(np.argmin(val_loss[first:])) + 1, (stage, m, val_loss)
+
+
 def test_saved_models_record_their_preprocessing(workspace):
 
     pre = read_preprocessing(workspace / "models/train_baseline.keras")

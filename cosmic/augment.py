@@ -74,10 +74,11 @@ class AlbumentationsBatch:
 
 
 def domain_randomize(images: tf.Tensor, seed: tf.Tensor, p: DomainRandomization) -> tf.Tensor:
-    """Vary each image the way real SDSS frames vary: scale, white balance, brightness, seeing, noise.
+    """Vary each image the way real SDSS frames vary: scale, white balance, saturation, brightness, seeing, noise.
 
     The galaxy is zoomed about the centre (`p.zoom`; zooming out fills with black sky), each channel
-    gets a log-normal gain and the whole image a log-uniform brightness factor, a binomial blur is
+    gets a log-normal gain and the whole image a log-uniform brightness factor, the colour saturation
+    is scaled by a factor in 1 ± `p.saturation` about each pixel's grey level, a binomial blur is
     mixed in with a random weight up to `p.blur`, and Gaussian noise of a random std up to `p.noise`
     is added. All draws are stateless, so a batch seed gives the same output every time.
 
@@ -91,13 +92,16 @@ def domain_randomize(images: tf.Tensor, seed: tf.Tensor, p: DomainRandomization)
     """
     x = tf.cast(images, tf.float32)
     n, size = tf.shape(x)[0], tf.shape(x)[1]
-    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(6)]
+    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(7)]
     half = 0.5 / tf.random.stateless_uniform([n], seeds[0], p.zoom[0], p.zoom[1])
     boxes = tf.stack([0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half], axis=1)
     x = tf.image.crop_and_resize(x, boxes, tf.range(n), tf.stack([size, size]), extrapolation_value=0.0)
     gains = tf.exp(tf.random.stateless_normal([n, 1, 1, 3], seeds[1], 0.0, p.colour_gain)
                    + tf.random.stateless_uniform([n, 1, 1, 1], seeds[2], -p.brightness, p.brightness))
     x = x * gains
+    grey = tf.reduce_mean(x, axis=3, keepdims=True)
+    saturation = tf.random.stateless_uniform([n, 1, 1, 1], seeds[6], 1.0 - p.saturation, 1.0 + p.saturation)
+    x = grey + saturation * (x - grey)
     kernel = tf.constant(np.tile(_BLUR_KERNEL[:, :, None, None], (1, 1, 3, 1)), tf.float32)
     blurred = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "SAME")
     x += tf.random.stateless_uniform([n, 1, 1, 1], seeds[3], 0.0, p.blur) * (blurred - x)

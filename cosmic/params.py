@@ -38,7 +38,7 @@ _FIT = dict.fromkeys(("batch_size", "epochs", "patience", "learning_rate", "clas
 SCHEMA: dict[str, Any] = {
     "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic")),
              "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
-                                                    "noise"))},
+                                                    "noise", "saturation"))},
     "fetch": {"source": None, "kaggle_dir": None, "synthetic": dict.fromkeys(("n_images", "seed", "workers"))},
     "filter": dict.fromkeys(("threshold", "on_invalid", "check_images", "n_sample_images")),
     "split": dict.fromkeys(("train", "val", "test")),
@@ -205,6 +205,7 @@ class DomainRandomization:
     brightness: float
     blur: float
     noise: float
+    saturation: float
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def _domain(s: _Section) -> DomainRandomization | None:
         raise d.fail("zoom", zoom, "[low, high] with 0.5 <= low <= high <= 2")
     return DomainRandomization(zoom=(float(zoom[0]), float(zoom[1])), colour_gain=d.number("colour_gain", 0, 1),
                                brightness=d.number("brightness", 0, 1), blur=d.number("blur", 0, 1),
-                               noise=d.number("noise", 0, 64))
+                               noise=d.number("noise", 0, 64), saturation=d.number("saturation", 0, 1))
 
 
 def base(raw: Mapping[str, Any]) -> Base:

@@ -71,7 +71,8 @@ def test_albumentations_is_reproducible_per_batch_seed_and_in_tf_data():
 
 
 DOMAIN = params.base(RAW).domain
-NEUTRAL = params.DomainRandomization(zoom=(1.0, 1.0), colour_gain=0.0, brightness=0.0, blur=0.0, noise=0.0)
+NEUTRAL = params.DomainRandomization(zoom=(1.0, 1.0), colour_gain=0.0, brightness=0.0, blur=0.0, noise=0.0,
+                                     saturation=0.0)
 
 
 def test_domain_randomization_is_on_by_default_and_validated():
@@ -113,6 +114,23 @@ def test_domain_zoom_and_colour_gain_do_what_they_say():
     centre = tinted[:, 14:18, 14:18].reshape(16, -1, 3).mean(axis=1)
     # Channels get different gains: the grey disk becomes coloured, differently in each image.
     assert np.ptp(centre, axis=1).mean() > 5 and np.ptp(centre[:, 0]) > 5
+
+
+def test_domain_saturation_scales_colour_about_grey_and_keeps_grey():
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    inside = np.hypot(xx, yy) < 6
+    colour = np.zeros((32, 32, 3), np.uint8)
+    colour[inside] = (150, 100, 50)
+    x = np.repeat(colour[None], 16, axis=0)
+    seed = tf.constant([2, 9], tf.int64)
+    out = domain_randomize(tf.constant(x), seed, dataclasses.replace(NEUTRAL, saturation=0.6)).numpy().astype(float)
+    centre = out[:, 16, 16]
+    spread = centre[:, 0] - centre[:, 2]  # 100 before
+    assert spread.min() >= 40 - 1 and spread.max() <= 160 + 1 and np.ptp(spread) > 20
+    assert np.allclose(centre.mean(axis=1), 100, atol=1)  # the grey level (brightness) is kept
+    grey = np.repeat(np.full((1, 32, 32, 3), 120, np.uint8), 4, axis=0)
+    same = domain_randomize(tf.constant(grey), seed, dataclasses.replace(NEUTRAL, saturation=1.0)).numpy()
+    assert np.array_equal(same, grey)
 
 
 def test_with_domain_randomization_composes_after_the_stage_augmentation():

@@ -66,27 +66,30 @@ def resolve_mobilenet_weights(spec: str, alpha: float, input_size: int, on_missi
         return WeightsChoice(None, False, "none", "train_transfer.weights is 'none'")
     if spec != "imagenet":
         if Path(spec).is_file():
-            return WeightsChoice(str(spec), True, str(spec), "weights file given in params")
-        return _missing(f"weights file {spec} (train_transfer.weights) not found", on_missing)
+            return WeightsChoice(str(spec), True, paths.display_path(spec), "weights file given in params")
+        return _missing(f"weights file {paths.display_path(spec)} (train_transfer.weights) not found", on_missing)
     if input_size not in IMAGENET_SIZES:
         return _missing(f"no ImageNet weights exist for input_size {input_size} (only {IMAGENET_SIZES})",
                         on_missing)
     name = mobilenet_weights_filename(alpha, input_size)
     for candidate in (Path(repo_dir) / name, keras_cache_dir() / name):
         if candidate.is_file():
-            return WeightsChoice(str(candidate), True, str(candidate), "ImageNet weights found offline")
+            return WeightsChoice(str(candidate), True, paths.display_path(candidate), "ImageNet weights found offline")
     if download:
         try:
             got = keras.utils.get_file(name, KERAS_WEIGHTS_URL + name, cache_subdir="models")
             return WeightsChoice(got, True, "download", "ImageNet weights downloaded by Keras")
         except Exception as e:  # Keras wraps network failures in several exception types
-            failure = f"download failed ({str(e).splitlines()[0][:160]})"
+            # The error text depends on the machine's network, so it goes to the log, not the metrics.
+            log.warning("download of %s failed: %s", name, str(e).splitlines()[0][:300])
+            failure = "download failed"
     else:
         failure = "download disabled"
+    target = paths.display_path(Path(repo_dir) / name)
     return _missing(
-        f"ImageNet weights {name} not found in {repo_dir}/ or {keras_cache_dir()}/ and {failure}. "
-        f"Put the file at {Path(repo_dir) / name} (then `dvc add {Path(repo_dir) / name}`), or set "
-        "train_transfer.weights to a file path",
+        f"ImageNet weights {name} not found in {paths.display_path(repo_dir)}/ or "
+        f"{paths.display_path(keras_cache_dir())}/ and {failure}. "
+        f"Put the file at {target} (then `dvc add {target}`), or set train_transfer.weights to a file path",
         on_missing,
     )
 

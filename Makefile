@@ -38,6 +38,7 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_synthetic.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_determinism.py speed
 
 clean:
 	rm -rf $(VENV) dvc_plots .pytest_cache

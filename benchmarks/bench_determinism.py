@@ -1,7 +1,7 @@
 """Where the three models' numbers depend on the CPU, bit for bit, and what the deterministic setting costs.
 
 Usage:
-  python benchmarks/bench_determinism.py compare [--archs baseline transfer optimized] [--steps 5]
+  python benchmarks/bench_determinism.py compare [--archs baseline transfer optimized] [--steps 5] [--groups ...]
   python benchmarks/bench_determinism.py speed [--n 512] [--epochs 3] [--repeats 3]
 
 `compare` runs each model, built with the same seed on the same tiny fixed batch, in one
@@ -198,22 +198,23 @@ def _describe(r: dict, steps: int) -> str:
             f"{r['stepN']['n_differ']} (max rel {r['stepN']['max_rel']:.1e})")
 
 
-def compare(archs: list[str], steps: int) -> None:
+def compare(archs: list[str], steps: int, groups: list[str]) -> None:
     print(f"CPU: {cpu_name()}; seed 42, 16 random 64x64 images, {steps} Adam steps; "
           "each setting compared bit for bit with the first of its group ('max rel': largest difference "
           "divided by the largest |value| of that array)")
     with tempfile.TemporaryDirectory() as tmp:
         for arch in archs:
             runs, firsts = {}, {}
-            for group, name, env, *cpus in SETTINGS:
+            settings = [s for s in SETTINGS if s[0] in groups]
+            for group, name, env, *cpus in settings:
                 out = Path(tmp) / f"{arch}-{len(runs)}.npz"
                 _run_child(["_probe", arch, str(out), str(steps)], env, *cpus)
                 with np.load(out) as z:
                     runs[name] = {k.replace(f"step{steps}|", "stepN|") if steps > 1 else k: z[k] for k in z.files}
                 firsts.setdefault(group, name)
-            ref = SETTINGS[0][1]
+            ref = settings[0][1]
             print(f"\n{arch}:")
-            for group, name, *_ in SETTINGS:
+            for group, name, *_ in settings:
                 against = firsts[group] if name != firsts[group] else ref
                 if name != against:
                     print(f"  {name:26s} vs {against:12s}: {_describe(compare_runs(runs[against], runs[name]), steps)}")
@@ -283,6 +284,8 @@ def main() -> None:
     c = sub.add_parser("compare", help="find where results differ between CPU settings")
     c.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS))
     c.add_argument("--steps", type=int, default=5)
+    c.add_argument("--groups", nargs="+", choices=sorted({s[0] for s in SETTINGS}),
+                   default=list(dict.fromkeys(s[0] for s in SETTINGS)), help="groups of settings to run")
     s = sub.add_parser("speed", help="training throughput without and with the deterministic setting")
     s.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS))
     s.add_argument("--n", type=int, default=512)
@@ -290,7 +293,7 @@ def main() -> None:
     s.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     if args.command == "compare":
-        compare(args.archs, args.steps)
+        compare(args.archs, args.steps, args.groups)
     else:
         speed(args.archs, args.n, args.epochs, args.repeats)
 

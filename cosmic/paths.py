@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 DATA = Path("data")
@@ -46,20 +45,3 @@ EVAL_PLOTS_DIR = PLOTS_DIR / "evaluate"
 REPORT = METRICS_DIR / "report.md"
 # Machine-dependent timings: git-ignored and not a DVC output, so re-runs leave git and dvc.lock clean.
 TIMING = METRICS_DIR / "timing.json"
-
-
-def display_path(path: Path | str, repo: Path | str | None = None) -> str:
-    """`path` as recorded in metrics and reports: relative inside the repository, `~/...` under $HOME.
-
-    Committed outputs must not depend on who runs the pipeline or where the clone is; only a
-    path outside both (a setting the user chose) stays absolute.
-    """
-    path = Path(os.path.abspath(Path(path).expanduser()))
-    repo = Path(os.path.abspath(repo if repo is not None else Path.cwd()))
-    if path.is_relative_to(repo):
-        return path.relative_to(repo).as_posix() or "."
-    home = Path(os.path.abspath(Path.home()))
-    if path.is_relative_to(home):
-        rest = path.relative_to(home).as_posix()
-        return "~" if rest == "." else "~/" + rest
-    return path.as_posix()

@@ -7,8 +7,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from cosmic.paths import display_path
-from cosmic.weights import mobilenet_weights_filename, resolve_mobilenet_weights
+from cosmic.weights import display_path, mobilenet_weights_filename, resolve_mobilenet_weights
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from dvclive.keras import DVCLiveCallback
 
 from cosmic import paths
 from cosmic.data import BatchAugment, make_dataset
+from cosmic.determinism import DETERMINISTIC_ENV, cpu_settings_applied
 from cosmic.modelio import preprocessing_record, save_model
 from cosmic.models import unfreeze_top
 from cosmic.packing import Arrays, load_split, read_meta
@@ -29,10 +30,17 @@ class TrainingError(RuntimeError):
 
 
 def set_determinism(seed: int, deterministic: bool) -> None:
-    """Seed Python, NumPy and TensorFlow; with `deterministic`, make TF ops reproducible too."""
+    """Seed Python, NumPy and TensorFlow; with `deterministic`, make TF ops reproducible too.
+
+    Results are the same on other CPUs only if `cosmic.determinism.apply_cpu_determinism` ran
+    before TensorFlow was imported (every stage script does); a warning says when it did not.
+    """
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+        if not cpu_settings_applied():
+            log.warning("base.deterministic: the CPU settings %s are not in effect, so results may differ "
+                        "between CPUs (see cosmic/determinism.py)", DETERMINISTIC_ENV)
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:

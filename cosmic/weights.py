@@ -34,6 +34,23 @@ class WeightsChoice:
         return {"pretrained": self.pretrained, "weights_source": self.source, "weights_note": self.reason}
 
 
+def display_path(path: Path | str, repo: Path | str | None = None) -> str:
+    """`path` as recorded in metrics and reports: relative inside the repository, `~/...` under $HOME.
+
+    Committed outputs must not depend on who runs the pipeline or where the clone is; only a
+    path outside both (a setting the user chose) stays absolute.
+    """
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    repo = Path(os.path.abspath(repo if repo is not None else Path.cwd()))
+    if path.is_relative_to(repo):
+        return path.relative_to(repo).as_posix() or "."
+    home = Path(os.path.abspath(Path.home()))
+    if path.is_relative_to(home):
+        rest = path.relative_to(home).as_posix()
+        return "~" if rest == "." else "~/" + rest
+    return path.as_posix()
+
+
 def mobilenet_weights_filename(alpha: float, input_size: int) -> str:
     """File name Keras uses for MobileNetV2's no-top ImageNet weights."""
     return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{input_size}_no_top.h5"
@@ -66,27 +83,30 @@ def resolve_mobilenet_weights(spec: str, alpha: float, input_size: int, on_missi
         return WeightsChoice(None, False, "none", "train_transfer.weights is 'none'")
     if spec != "imagenet":
         if Path(spec).is_file():
-            return WeightsChoice(str(spec), True, str(spec), "weights file given in params")
-        return _missing(f"weights file {spec} (train_transfer.weights) not found", on_missing)
+            return WeightsChoice(str(spec), True, display_path(spec), "weights file given in params")
+        return _missing(f"weights file {display_path(spec)} (train_transfer.weights) not found", on_missing)
     if input_size not in IMAGENET_SIZES:
         return _missing(f"no ImageNet weights exist for input_size {input_size} (only {IMAGENET_SIZES})",
                         on_missing)
     name = mobilenet_weights_filename(alpha, input_size)
     for candidate in (Path(repo_dir) / name, keras_cache_dir() / name):
         if candidate.is_file():
-            return WeightsChoice(str(candidate), True, str(candidate), "ImageNet weights found offline")
+            return WeightsChoice(str(candidate), True, display_path(candidate), "ImageNet weights found offline")
     if download:
         try:
             got = keras.utils.get_file(name, KERAS_WEIGHTS_URL + name, cache_subdir="models")
             return WeightsChoice(got, True, "download", "ImageNet weights downloaded by Keras")
         except Exception as e:  # Keras wraps network failures in several exception types
-            failure = f"download failed ({str(e).splitlines()[0][:160]})"
+            # The error text depends on the machine's network, so it goes to the log, not the metrics.
+            log.warning("download of %s failed: %s", name, str(e).splitlines()[0][:300])
+            failure = "download failed"
     else:
         failure = "download disabled"
+    target = display_path(Path(repo_dir) / name)
     return _missing(
-        f"ImageNet weights {name} not found in {repo_dir}/ or {keras_cache_dir()}/ and {failure}. "
-        f"Put the file at {Path(repo_dir) / name} (then `dvc add {Path(repo_dir) / name}`), or set "
-        "train_transfer.weights to a file path",
+        f"ImageNet weights {name} not found in {display_path(repo_dir)}/ or "
+        f"{display_path(keras_cache_dir())}/ and {failure}. "
+        f"Put the file at {target} (then `dvc add {target}`), or set train_transfer.weights to a file path",
         on_missing,
     )
 

@@ -4,14 +4,19 @@ import json
 import logging
 import sys
 
-from cosmic import params, paths, plots, report
-from cosmic.evaluation import (confusion_rows, evaluate_model, headline, inference_throughput, mcnemar_headline,
-                               pairwise_mcnemar)
-from cosmic.metrics import calibration_curve, pr_points, roc_points
-from cosmic.modelio import load_model
-from cosmic.packing import load_split, read_meta
-from cosmic.params import ParamError
-from cosmic.utils import read_json, setup_logging, write_json
+from cosmic.determinism import apply_from_params
+
+# base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
+apply_from_params()
+
+from cosmic import params, paths, plots, report  # noqa: E402
+from cosmic.evaluation import (confusion_rows, evaluate_model, headline, inference_throughput,  # noqa: E402
+                               mcnemar_headline, pairwise_mcnemar)
+from cosmic.metrics import calibration_curve, pr_points, roc_points  # noqa: E402
+from cosmic.modelio import load_model  # noqa: E402
+from cosmic.packing import load_split, read_meta  # noqa: E402
+from cosmic.params import ParamError  # noqa: E402
+from cosmic.utils import read_json, setup_logging, write_json  # noqa: E402
 
 STAGE = "evaluate"
 log = logging.getLogger(STAGE)

@@ -3,12 +3,17 @@
 import sys
 from dataclasses import asdict
 
-from cosmic import params
-from cosmic.augment import basic_augment, with_domain_randomization
-from cosmic.models import build_baseline
-from cosmic.params import ParamError
-from cosmic.training import Phase, TrainingError, run_stage, set_determinism
-from cosmic.utils import setup_logging
+from cosmic.determinism import apply_from_params
+
+# base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
+apply_from_params()
+
+from cosmic import params  # noqa: E402
+from cosmic.augment import basic_augment, with_domain_randomization  # noqa: E402
+from cosmic.models import build_baseline  # noqa: E402
+from cosmic.params import ParamError  # noqa: E402
+from cosmic.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
+from cosmic.utils import setup_logging  # noqa: E402
 
 STAGE = "train_baseline"
 

@@ -2,13 +2,18 @@
 
 import sys
 
-from cosmic import params, paths
-from cosmic.augment import AlbumentationsBatch, with_domain_randomization
-from cosmic.models import build_baseline
-from cosmic.params import ParamError
-from cosmic.training import Phase, TrainingError, run_stage, set_determinism
-from cosmic.tuning import builder_args
-from cosmic.utils import read_json, setup_logging
+from cosmic.determinism import apply_from_params
+
+# base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
+apply_from_params()
+
+from cosmic import params, paths  # noqa: E402
+from cosmic.augment import AlbumentationsBatch, with_domain_randomization  # noqa: E402
+from cosmic.models import build_baseline  # noqa: E402
+from cosmic.params import ParamError  # noqa: E402
+from cosmic.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
+from cosmic.tuning import builder_args  # noqa: E402
+from cosmic.utils import read_json, setup_logging  # noqa: E402
 
 STAGE = "train_optimized"
 

@@ -2,13 +2,18 @@
 
 import sys
 
-from cosmic import params
-from cosmic.augment import basic_augment, with_domain_randomization
-from cosmic.models import build_transfer
-from cosmic.params import ParamError
-from cosmic.training import TrainingError, run_stage, set_determinism, transfer_schedule
-from cosmic.utils import setup_logging
-from cosmic.weights import WeightsError, resolve_mobilenet_weights
+from cosmic.determinism import apply_from_params
+
+# base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
+apply_from_params()
+
+from cosmic import params  # noqa: E402
+from cosmic.augment import basic_augment, with_domain_randomization  # noqa: E402
+from cosmic.models import build_transfer  # noqa: E402
+from cosmic.params import ParamError  # noqa: E402
+from cosmic.training import TrainingError, run_stage, set_determinism, transfer_schedule  # noqa: E402
+from cosmic.utils import setup_logging  # noqa: E402
+from cosmic.weights import WeightsError, resolve_mobilenet_weights  # noqa: E402
 
 STAGE = "train_transfer"
 

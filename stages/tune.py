@@ -3,13 +3,18 @@
 import logging
 import sys
 
-from cosmic import params, paths, plots
-from cosmic.augment import AlbumentationsBatch, with_domain_randomization
-from cosmic.data import make_dataset
-from cosmic.params import ParamError
-from cosmic.training import TrainingError, load_train_val, set_determinism
-from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search
-from cosmic.utils import setup_logging, write_json
+from cosmic.determinism import apply_from_params
+
+# base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
+apply_from_params()
+
+from cosmic import params, paths, plots  # noqa: E402
+from cosmic.augment import AlbumentationsBatch, with_domain_randomization  # noqa: E402
+from cosmic.data import make_dataset  # noqa: E402
+from cosmic.params import ParamError  # noqa: E402
+from cosmic.training import TrainingError, load_train_val, set_determinism  # noqa: E402
+from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search  # noqa: E402
+from cosmic.utils import setup_logging, write_json  # noqa: E402
 
 STAGE = "tune"
 log = logging.getLogger(STAGE)

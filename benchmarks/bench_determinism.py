@@ -1,0 +1,302 @@
+"""Where the three models' numbers depend on the CPU, bit for bit, and what the deterministic setting costs.
+
+Usage:
+  python benchmarks/bench_determinism.py compare [--archs baseline transfer optimized] [--steps 5] [--groups ...]
+  python benchmarks/bench_determinism.py speed [--n 512] [--epochs 3] [--repeats 3]
+
+`compare` runs each model, built with the same seed on the same tiny fixed batch, in one
+subprocess per CPU setting (oneDNN's ISA cap, oneDNN on/off, thread counts), and compares
+every layer output of a forward pass, every gradient and the weights after one and after
+`--steps` Adam steps bit for bit with the first setting; it names the first differing layer
+and its op type, and the largest differences.
+
+`speed` times model.fit on random images, without and with `base.deterministic`'s CPU
+setting (see cosmic/determinism.py), one subprocess per measurement, alternating the two
+settings and repeating, since other jobs on a shared CPU make single timings noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cosmic.determinism import DETERMINISTIC_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHS = ("baseline", "transfer", "optimized")
+
+# oneDNN picks its kernels from the CPU at run time. TensorFlow uses it for its oneDNN ops (on by default
+# only on CPUs with AVX512_VNNI/AVX512_BF16/AMX..., such as AMD Zen 4/5: TF_ENABLE_ONEDNN_OPTS=1 forces them
+# here) and for the sgemm inside its Eigen matrix products and convolutions (on by default everywhere).
+ONEDNN_OFF = {"TF_ENABLE_ONEDNN_OPTS": "0", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0"}
+ONEDNN_OPS = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+
+
+def _threads(n: int) -> dict:
+    return {"TF_NUM_INTRAOP_THREADS": str(n), "TF_NUM_INTEROP_THREADS": str(n)}
+
+
+# (group, name, environment[, CPUs to pin to]). Each setting is compared bit for bit with the first of its
+# group, and each group's first with the first of all. The last group is base.deterministic as the stages
+# set it, under what another CPU would change: oneDNN's own ops and ISA, and the number of cores.
+SETTINGS = (
+    ("default", "TF default", {}),
+    ("default", "default ISA<=AVX", {"ONEDNN_MAX_CPU_ISA": "AVX"}),
+    ("default", "default ISA<=SSE41", {"ONEDNN_MAX_CPU_ISA": "SSE41"}),
+    ("default", "default 1 thread", _threads(1)),
+    ("default", "default 4 threads", _threads(4)),
+    ("ops", "oneDNN ops", ONEDNN_OPS),
+    ("ops", "oneDNN ops ISA<=SSE41", {**ONEDNN_OPS, "ONEDNN_MAX_CPU_ISA": "SSE41"}),
+    ("eigen", "no oneDNN", ONEDNN_OFF),
+    ("eigen", "no oneDNN ISA<=AVX", {**ONEDNN_OFF, "ONEDNN_MAX_CPU_ISA": "AVX"}),
+    ("eigen", "no oneDNN ISA<=SSE41", {**ONEDNN_OFF, "ONEDNN_MAX_CPU_ISA": "SSE41"}),
+    ("eigen", "no oneDNN 1 thread", {**ONEDNN_OFF, **_threads(1)}),
+    ("eigen", "no oneDNN 4 threads", {**ONEDNN_OFF, **_threads(4)}),
+    ("deterministic", "base.deterministic", DETERMINISTIC_ENV),
+    ("deterministic", "deterministic on 1 CPU", DETERMINISTIC_ENV, "0"),
+)
+
+
+def cpu_name() -> str:
+    """The CPU model name and the widest vector extension it reports."""
+    name, flags = platform.processor() or "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    isa = next((f for f in ("avx512f", "avx2", "avx", "sse4_1") if f in flags), "")
+    return f"{name} ({os.cpu_count()} CPUs{', ' + isa.upper() if isa else ''})"
+
+
+def _tuned_args() -> dict:
+    """The tuner's committed best CNN (metrics/tune.json), so no DVC output is needed."""
+    hp = json.loads((REPO / "metrics" / "tune.json").read_text())["best_hyperparameters"]
+    blocks = sorted(k for k in hp if k.startswith("filters_block"))
+    return {"filters": tuple(int(hp[k]) for k in blocks), "dense_units": int(hp["dense_units"]),
+            "dropout": float(hp["dropout"])}
+
+
+def build(arch: str, image_size: int):
+    """The model a training stage trains, as in params.yaml (transfer: from scratch, as when offline)."""
+    from cosmic import params
+    from cosmic.models import build_baseline, build_transfer
+
+    raw = params.load(REPO / "params.yaml")
+    if arch == "baseline":
+        c = params.train_baseline(raw).cnn
+        return build_baseline(image_size, c.filters, c.kernel_size, c.dense_units, c.dropout)
+    if arch == "transfer":
+        t = params.train_transfer(raw)
+        return build_transfer(image_size, t.input_size, t.alpha, t.dropout, freeze_base=False)[0]
+    return build_baseline(image_size, name="optimized_cnn", **_tuned_args())
+
+
+def _layer_outputs(model, x) -> list[tuple[str, str, np.ndarray]]:
+    """(name, class, output) of every layer in order, descending into nested models (MobileNetV2)."""
+    import keras
+
+    out = []
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.Model):
+            inner = keras.Model(layer.inputs, [sub.output for sub in layer.layers[1:]])
+            for sub, y in zip(layer.layers[1:], inner(x, training=True)):
+                out.append((f"{layer.name}/{sub.name}", type(sub).__name__, np.asarray(y)))
+            x = layer(x, training=True)
+        else:
+            x = layer(x, training=True)
+            out.append((layer.name, type(layer).__name__, np.asarray(x)))
+    return out
+
+
+def probe(arch: str, out: Path, steps: int) -> None:
+    """Child process: forward outputs, gradients and weights after 1 and `steps` Adam steps, to an .npz."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(42)
+    tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (16, 64, 64, 3)).astype(np.float32)
+    y = rng.integers(0, 2, (16, 1)).astype(np.float32)
+    model = build(arch, 64)
+    arrays = {}
+    # Dropout is the identity in these probes: its masks are seeded alike in every setting anyway.
+    for i, (name, cls, value) in enumerate(_layer_outputs(model, tf.constant(x))):
+        if cls != "Dropout":
+            arrays[f"fwd|{i:03d}|{name}|{cls}"] = value
+    loss_fn = keras.losses.BinaryCrossentropy()
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_weights)
+    for i, (v, g) in enumerate(zip(model.trainable_weights, grads)):
+        arrays[f"grad|{i:03d}|{v.path}"] = np.asarray(g)
+    opt = keras.optimizers.Adam(1e-3)
+    model.compile(optimizer=opt, loss=loss_fn)
+    for step in range(steps):
+        model.train_on_batch(x, y)
+        if step in (0, steps - 1):
+            for i, v in enumerate(model.weights):
+                arrays[f"step{step + 1}|{i:03d}|{v.path}"] = np.asarray(v)
+    np.savez(out, **arrays)
+
+
+def _run_child(args: list[str], env: dict, cpus: str | None = None) -> None:
+    full_env = {k: v for k, v in os.environ.items() if k not in DETERMINISTIC_ENV}
+    full_env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), **env)
+    pin = ["taskset", "-c", cpus] if cpus else []
+    done = subprocess.run([*pin, sys.executable, __file__, *args], env=full_env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{args} with {env} failed:\n{done.stderr[-3000:]}")
+
+
+def _diff(a: np.ndarray, b: np.ndarray) -> tuple[int, float, float]:
+    """(differing elements, largest absolute difference, largest difference relative to max |a|)."""
+    n = int(np.count_nonzero(a.view(np.uint32) != b.view(np.uint32)))
+    if not n:
+        return 0, 0.0, 0.0
+    d = float(np.max(np.abs(a.astype(np.float64) - b)))
+    return n, d, d / max(float(np.max(np.abs(a))), 1e-30)
+
+
+def compare_runs(ref: dict, other: dict) -> dict:
+    """First differing forward layer, gradient and weight, and the largest relative differences."""
+    res = {}
+    for kind in ("fwd", "grad", "step1", "stepN"):
+        keys = sorted(k for k in ref if k.startswith(kind + "|"))
+        diffs = [(k, *_diff(ref[k], other[k])) for k in keys]
+        bad = [d for d in diffs if d[1]]
+        first = ""
+        if bad:
+            parts = bad[0][0].split("|")
+            first = f"{parts[2]} ({parts[3]})" if kind == "fwd" else parts[2]
+        res[kind] = {"n_differ": len(bad), "n": len(keys), "first": first,
+                     "max_rel": max((d[3] for d in bad), default=0.0)}
+    return res
+
+
+def _describe(r: dict, steps: int) -> str:
+    if all(v["n_differ"] == 0 for v in r.values()):
+        return "bit-identical"
+    return (f"forward: {r['fwd']['n_differ']}/{r['fwd']['n']} layers differ, first {r['fwd']['first'] or '-'}, "
+            f"max rel {r['fwd']['max_rel']:.1e}; gradients: {r['grad']['n_differ']}/{r['grad']['n']} differ, "
+            f"first {r['grad']['first'] or '-'}, max rel {r['grad']['max_rel']:.1e}; weights after 1 step: "
+            f"{r['step1']['n_differ']} differ (max rel {r['step1']['max_rel']:.1e}), after {steps}: "
+            f"{r['stepN']['n_differ']} (max rel {r['stepN']['max_rel']:.1e})")
+
+
+def compare(archs: list[str], steps: int, groups: list[str]) -> None:
+    print(f"CPU: {cpu_name()}; seed 42, 16 random 64x64 images, {steps} Adam steps; "
+          "each setting compared bit for bit with the first of its group ('max rel': largest difference "
+          "divided by the largest |value| of that array)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in archs:
+            runs, firsts = {}, {}
+            settings = [s for s in SETTINGS if s[0] in groups]
+            for group, name, env, *cpus in settings:
+                out = Path(tmp) / f"{arch}-{len(runs)}.npz"
+                _run_child(["_probe", arch, str(out), str(steps)], env, *cpus)
+                with np.load(out) as z:
+                    runs[name] = {k.replace(f"step{steps}|", "stepN|") if steps > 1 else k: z[k] for k in z.files}
+                firsts.setdefault(group, name)
+            ref = settings[0][1]
+            print(f"\n{arch}:")
+            for group, name, *_ in settings:
+                against = firsts[group] if name != firsts[group] else ref
+                if name != against:
+                    print(f"  {name:26s} vs {against:12s}: {_describe(compare_runs(runs[against], runs[name]), steps)}")
+
+
+def timed_fit(arch: str, deterministic: bool, n: int, epochs: int, out: Path) -> None:
+    """Child process: images/s of model.fit, median of `epochs` epochs after a warm-up epoch."""
+    from cosmic.determinism import apply_cpu_determinism
+
+    apply_cpu_determinism(deterministic)
+    import keras
+    import tensorflow as tf
+
+    from cosmic.training import compile_model
+
+    keras.utils.set_random_seed(0)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (n, 64, 64, 3)).astype(np.float32)
+    y = rng.integers(0, 2, n).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(64).prefetch(2)
+    model = build(arch, 64)
+    compile_model(model, 1e-3)
+    model.fit(ds, epochs=1, verbose=0)
+    wall, cpu = [], []
+    for _ in range(epochs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        model.fit(ds, epochs=1, verbose=0)
+        wall.append(n / (time.perf_counter() - start))
+        cpu.append(n / (time.process_time() - start_cpu))
+    out.write_text(json.dumps({"wall": float(np.median(wall)), "cpu": float(np.median(cpu))}))
+
+
+def speed(archs: list[str], n: int, epochs: int, repeats: int) -> None:
+    rates: dict[tuple[str, bool], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rate.json"
+        for _ in range(repeats):
+            for arch in archs:
+                for det in (False, True):
+                    _run_child(["_fit", arch, str(int(det)), str(n), str(epochs), str(out)], {})
+                    rates.setdefault((arch, det), []).append(json.loads(out.read_text()))
+    print(f"CPU: {cpu_name()}; training throughput without / with base.deterministic (64x64 input, batch 64, "
+          f"{n} images, median of {epochs} epochs per run, median of {repeats} alternating runs per setting). "
+          "images/s: wall clock; images/cpu-s: per second of CPU time of the process, steadier on a shared CPU")
+    print(f"{'model':10s} {'images/s':>17s} {'cost':>6s} {'images/cpu-s':>17s} {'cost':>6s}  wall runs")
+    for arch in archs:
+        a, b = rates[(arch, False)], rates[(arch, True)]
+        cols = []
+        for key in ("wall", "cpu"):
+            x, y = np.median([r[key] for r in a]), np.median([r[key] for r in b])
+            cols.append(f"{x:7.1f} / {y:7.1f} {100 * (1 - y / x):5.1f}%")
+        runs = " ".join(f"{r['wall']:.0f}" for r in a) + " / " + " ".join(f"{r['wall']:.0f}" for r in b)
+        print(f"{arch:10s} {cols[0]} {cols[1]}  {runs}")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_probe":
+        arch, out, steps = sys.argv[2:5]
+        return probe(arch, Path(out), int(steps))
+    if len(sys.argv) > 1 and sys.argv[1] == "_fit":
+        arch, det, n, epochs, out = sys.argv[2:7]
+        return timed_fit(arch, det == "1", int(n), int(epochs), Path(out))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compare", help="find where results differ between CPU settings")
+    c.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS))
+    c.add_argument("--steps", type=int, default=5)
+    c.add_argument("--groups", nargs="+", choices=sorted({s[0] for s in SETTINGS}),
+                   default=list(dict.fromkeys(s[0] for s in SETTINGS)), help="groups of settings to run")
+    s = sub.add_parser("speed", help="training throughput without and with the deterministic setting")
+    s.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS))
+    s.add_argument("--n", type=int, default=512)
+    s.add_argument("--epochs", type=int, default=3)
+    s.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    if args.command == "compare":
+        compare(args.archs, args.steps, args.groups)
+    else:
+        speed(args.archs, args.n, args.epochs, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -466,6 +466,19 @@ def _queue_rows(status: Result) -> dict[str, str]:
     return rows
 
 
+def _wait_for_queue(project: Project, names: list[str]) -> dict[str, str]:
+    """Poll `dvc queue status` until none of `names` is queued or running; their final states."""
+    start = time.monotonic()
+    rows: dict[str, str] = {}
+    while time.monotonic() - start < T_QUEUE:
+        time.sleep(5)
+        status = project.dvc("queue", "status")
+        rows = _queue_rows(status)
+        if all(rows.get(n) not in (None, "Queued", "Running") for n in names):
+            return rows
+    pytest.fail(f"queue not finished after {T_QUEUE} s: {rows}")
+
+
 def test_queued_sweep_runs_every_experiment(project):
     head = project.head()
     res = project.dvc("exp", "run", "--queue", "-S", "train_baseline.dropout=" + ",".join(map(str, SWEEP)))
@@ -475,15 +488,7 @@ def test_queued_sweep_runs_every_experiment(project):
 
     start = time.monotonic()
     project.dvc("queue", "start")
-    rows: dict[str, str] = {}
-    while time.monotonic() - start < T_QUEUE:
-        time.sleep(5)
-        status = project.dvc("queue", "status")
-        rows = _queue_rows(status)
-        if all(rows.get(n) not in (None, "Queued", "Running") for n in names):
-            break
-    else:
-        pytest.fail(f"queue not finished after {T_QUEUE} s: {rows}\n{status.describe()}")
+    rows = _wait_for_queue(project, names)
     project.timings[f"queued sweep ({len(SWEEP)} exps)"] = time.monotonic() - start
 
     failed = [n for n in names if rows.get(n) != "Success"]
@@ -516,19 +521,6 @@ def test_queued_sweep_runs_every_experiment(project):
         assert rerun["val"] == first["val"], (
             f"same params, different val metrics: first run {first['val']}, queued {rerun['val']}")
     assert project.porcelain() == "", "queued experiments changed the workspace"
-
-
-def _wait_for_queue(project: Project, names: list[str]) -> dict[str, str]:
-    """Poll `dvc queue status` until none of `names` is queued or running; their final states."""
-    start = time.monotonic()
-    rows: dict[str, str] = {}
-    while time.monotonic() - start < T_QUEUE:
-        time.sleep(5)
-        status = project.dvc("queue", "status")
-        rows = _queue_rows(status)
-        if all(rows.get(n) not in (None, "Queued", "Running") for n in names):
-            return rows
-    pytest.fail(f"queue not finished after {T_QUEUE} s: {rows}")
 
 
 def test_queued_experiment_reads_dvc_tracked_kaggle_files(project):

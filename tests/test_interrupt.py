@@ -19,8 +19,11 @@ pytestmark = pytest.mark.slow
 
 # Runs a stage with a real SIGINT delivered to itself at its k-th os.replace, i.e. while it commits
 # an output: the moment a half-written file or a mixed old/new output set could appear.
+# Ctrl-C in a terminal raises KeyboardInterrupt; the child restores that handler because a runner
+# started in the background (nohup, `cmd &`) passes SIGINT on as ignored.
 _INTERRUPT_AT_REPLACE = """
 import os, runpy, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 stage, k = sys.argv[1], int(sys.argv[2])
 real, calls = os.replace, [0]
 def replace(src, dst):

@@ -303,8 +303,11 @@ def test_failed_write_leaves_no_partial(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+# Ctrl-C in a terminal raises KeyboardInterrupt; the child restores that handler because a runner
+# started in the background (nohup, `cmd &`) passes SIGINT on as ignored.
 _INTERRUPT = """
 import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 import cosmic.predict as predict
 marker = Path(sys.argv[1])

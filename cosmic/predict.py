@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402  (after the environment variable on purpose)
 
 from cosmic.imageops import ImageError, crop_resize, open_converted  # noqa: E402
 from cosmic.tta import predict_proba  # noqa: E402
+from cosmic.utils import atomic_path  # noqa: E402
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 OUTPUT_FORMATS = (".csv", ".json")
@@ -241,14 +242,8 @@ def format_rows(rows: Sequence[dict], fmt: str) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write text via a temporary file, so an interrupted or failed write leaves no output at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: never leave the .partial behind
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def check_output(path: Path) -> str | None:

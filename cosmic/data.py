@@ -13,7 +13,7 @@ BatchAugment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
 def make_dataset(arrays: Arrays, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-                 augment: BatchAugment | None = None, with_labels: bool = True) -> tf.data.Dataset:
+                 augment: BatchAugment | None = None) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 255], float32 labels) read from the memory-mapped arrays.
 
     Only the indices live in TensorFlow; each batch is gathered from the memory map, so a
@@ -26,7 +26,6 @@ def make_dataset(arrays: Arrays, batch_size: int, *, shuffle: bool = False, seed
         shuffle: reshuffle every epoch (seeded).
         seed: seed of the shuffle and of the augmentation stream.
         augment: function (uint8 batch, int64 seed pair) -> uint8 batch, or None.
-        with_labels: yield (images, labels) or images only.
     """
     images, labels = arrays.images, arrays.labels
     n = len(labels)
@@ -53,7 +52,7 @@ def make_dataset(arrays: Arrays, batch_size: int, *, shuffle: bool = False, seed
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda xy, s: (augment(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y) if with_labels else tf.cast(x, tf.float32))
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
     options = tf.data.Options()
     # Input ops on one intra-op thread each: on a 2-core machine, letting augmentation fan out
     # over the intra-op pool the training step uses halved training throughput.

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from cosmic.imageops import open_rgb  # noqa: E402
+from cosmic.imageops import open_rgb
+from cosmic.plots import save_figure
 
 
 def plot_vote_fractions(valid: pd.DataFrame, threshold: float, path: Path) -> None:
@@ -26,9 +24,7 @@ def plot_vote_fractions(valid: pd.DataFrame, threshold: float, path: Path) -> No
         ax.set(title=titles[col], xlabel="vote fraction", yscale="log")
     axes[0][0].set_ylabel("galaxies")
     axes[0][0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_class_balance(counts: dict, path: Path) -> None:
@@ -41,9 +37,7 @@ def plot_class_balance(counts: dict, path: Path) -> None:
     ax.bar_label(bars)
     ax.set(ylabel="galaxies", title=f"kept {counts['n_kept']} of {counts['n_rows']} "
                                     f"(threshold {counts['threshold']:g})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_samples(catalog: pd.DataFrame, class_names: tuple[str, str], n_per_class: int, seed: int,
@@ -63,6 +57,4 @@ def plot_samples(catalog: pd.DataFrame, class_names: tuple[str, str], n_per_clas
                 ax.set_title(f"{rec['GalaxyID']}", fontsize=7)
         axes[row][0].text(-0.1, 0.5, name, transform=axes[row][0].transAxes, rotation=90,
                           va="center", ha="right", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -22,7 +22,6 @@ class ModelEval:
 
     name: str
     p: np.ndarray
-    p_tta: np.ndarray | None
     metrics: dict
 
 
@@ -48,7 +47,7 @@ def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], *, 
         ValueError: on invalid labels/probabilities or settings (see `cosmic.metrics`).
     """
     m = M.classification_metrics(y, p, class_names, n_bins=calibration_bins)
-    low, high = M.bootstrap_ci(y, (np.asarray(p) > 0.5).astype(int), n_resamples=bootstrap_resamples,
+    low, high = M.bootstrap_ci(y, (np.asarray(p) > M.THRESHOLD).astype(int), n_resamples=bootstrap_resamples,
                                level=ci_level, seed=seed)
     m["accuracy_ci"] = {"low": low, "high": high, "level": ci_level}
     return m
@@ -95,21 +94,20 @@ def evaluate_model(name: str, model, data: Arrays, class_names: tuple[str, str],
                 "calibration_bins": calibration_bins, "seed": seed}
     p = predict_proba(model, data.images, tta=1, batch_size=batch_size)
     result = metric_block(y, p, class_names, **settings)
-    p_tta = None
     if tta > 1:
         p_tta = predict_proba(model, data.images, tta=tta, batch_size=batch_size)
         result["tta"] = {"views": tta, **metric_block(y, p_tta, class_names, **settings)}
     log.info("%s: accuracy %.4f [%s, %s], AUC %s", name, result["accuracy"], result["accuracy_ci"]["low"],
              result["accuracy_ci"]["high"], result["roc_auc"])
-    return ModelEval(name, p, p_tta, result)
+    return ModelEval(name, p, result)
 
 
 def pairwise_mcnemar(evals: list[ModelEval], labels: np.ndarray) -> dict:
     """McNemar test between every pair of models on the same images ("a_vs_b" -> result)."""
     out = {}
     for a, b in itertools.combinations(evals, 2):
-        correct_a = (a.p > 0.5).astype(int) == labels
-        correct_b = (b.p > 0.5).astype(int) == labels
+        correct_a = (a.p > M.THRESHOLD).astype(int) == labels
+        correct_b = (b.p > M.THRESHOLD).astype(int) == labels
         out[f"{a.name}_vs_{b.name}"] = M.mcnemar(correct_a, correct_b)
     return out
 
@@ -129,5 +127,5 @@ def inference_throughput(model, images: np.ndarray, batch_size: int, repeats: in
 
 def confusion_rows(labels: np.ndarray, p: np.ndarray, class_names: tuple[str, str]) -> list[dict]:
     """One {actual, predicted} row per image, for DVC's confusion template."""
-    pred = (p > 0.5).astype(int)
+    pred = (p > M.THRESHOLD).astype(int)
     return [{"actual": class_names[a], "predicted": class_names[b]} for a, b in zip(labels.astype(int), pred)]

@@ -313,4 +313,4 @@ def import_kaggle(kaggle_dir: Path, out_dir: Path, download: bool = True) -> dic
 
 def write_manifest(out_dir: Path, info: dict) -> None:
     """Record where data/raw came from, beside the Kaggle files."""
-    write_json(Path(out_dir) / "SOURCE.json", info)
+    write_json(Path(out_dir) / paths.SOURCE_NAME, info)

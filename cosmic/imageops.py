@@ -24,7 +24,14 @@ class ImageTooLargeError(ImageError):
 
 
 def crop_fraction(crop_size: int, original_size: int = IMAGE_SIZE) -> float:
-    """Fraction of the frame side kept by a centre crop of `crop_size` original pixels."""
+    """Fraction of the frame side kept by a centre crop of `crop_size` original pixels.
+
+    Raises:
+        ValueError: naming `base.crop_size` when the crop is larger than the frame.
+    """
+    if not 0 < crop_size <= original_size:
+        raise ValueError(f"base.crop_size is {crop_size}; expected 1..{original_size}, the side of the "
+                         f"{original_size}x{original_size}-px images it is cut from")
     return crop_size / original_size
 
 

@@ -26,6 +26,9 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+# A galaxy is called spiral when p(spiral) > THRESHOLD: the one decision threshold of the project.
+THRESHOLD = 0.5
+
 # Probabilities are clipped to [EPS, 1 - EPS] before taking logs so that a
 # single confident mistake gives a large but finite log loss instead of inf.
 LOG_LOSS_EPS = 1e-7
@@ -293,7 +296,7 @@ def classification_metrics(
     y_true: Any,
     p_spiral: Any,
     class_names: Sequence[str] = ("elliptical", "spiral"),
-    threshold: float = 0.5,
+    threshold: float = THRESHOLD,
     n_bins: int = 10,
 ) -> dict[str, Any]:
     """Compute the full set of evaluation metrics as a JSON-serialisable dict.

@@ -11,7 +11,6 @@ from typing import Any, Mapping
 
 import yaml
 
-from cosmic.kaggle_format import IMAGE_SIZE
 
 PARAMS_FILE = Path("params.yaml")
 TUNERS = ("random", "bayesian", "hyperband")
@@ -235,7 +234,8 @@ def _domain(s: _Section) -> DomainRandomization | None:
 def base(raw: Mapping[str, Any]) -> Base:
     """Validate the `base` section."""
     s = _Section(raw, "base")
-    crop = s.integer("crop_size", 8, IMAGE_SIZE)
+    # The upper bound, the frame size of the data, is checked where images are cropped (imageops).
+    crop = s.integer("crop_size", 8)
     size = s.integer("image_size", 8, 1024)
     if size > crop:
         raise ParamError(

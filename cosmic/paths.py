@@ -6,6 +6,9 @@ from pathlib import Path
 
 DATA = Path("data")
 RAW_DIR = DATA / "raw"
+# Where data/raw came from (synthetic generator or Kaggle files), written by fetch.
+SOURCE_NAME = "SOURCE.json"
+SOURCE_RECORD = RAW_DIR / SOURCE_NAME
 KAGGLE_DIR = DATA / "external" / "galaxy-zoo"
 WEIGHTS_DIR = DATA / "external" / "weights"
 FILTERED_DIR = DATA / "filtered"
@@ -24,7 +27,6 @@ BEST_HPARAMS = TUNE_DIR / "best_hparams.json"
 
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
-LIVE_DIR = Path("dvclive")
 
 
 def split_manifest(split: str) -> Path:
@@ -40,6 +42,11 @@ def model_file(stage: str) -> Path:
 def stage_metrics(stage: str) -> Path:
     """Git-tracked metrics JSON of a stage."""
     return METRICS_DIR / f"{stage}.json"
+
+
+def training_log(stage: str) -> Path:
+    """DVCLive folder of a stage's per-epoch (or per-trial) metrics."""
+    return PLOTS_DIR / "training" / stage
 
 # Report name of each trained model -> the stage that trains it.
 MODEL_STAGES = {"baseline": "train_baseline", "transfer": "train_transfer", "optimized": "train_optimized"}

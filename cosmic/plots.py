@@ -11,11 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cosmic.metrics import THRESHOLD  # noqa: E402
+
 # Fixed metadata keeps PNG bytes identical across re-runs.
 _PNG_META = {"Software": None}
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Lay out, write (with fixed metadata) and close a figure, creating its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -42,7 +45,7 @@ def plot_trials(table: pd.DataFrame, objective: str, path: Path) -> None:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="best", framealpha=0.6)
     ax.tick_params(axis="x", rotation=90)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def read_live_history(live_dir: Path) -> pd.DataFrame:
@@ -82,7 +85,7 @@ def plot_histories(histories: dict[str, pd.DataFrame], path: Path,
     for ax, metric in zip(axes, ("loss", "accuracy")):
         ax.set(xlabel="epoch", ylabel=metric, title=f"training {metric}")
     axes[1].legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusions(matrices: dict[str, dict], class_names: tuple[str, str], path: Path) -> None:
@@ -95,7 +98,7 @@ def plot_confusions(matrices: dict[str, dict], class_names: tuple[str, str], pat
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > m.max() / 2 else "black")
         ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=class_names, yticklabels=class_names,
                xlabel="predicted", ylabel="actual", title=name)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_roc(curves: dict[str, list[dict]], aucs: dict[str, float | None], path: Path) -> None:
@@ -109,7 +112,7 @@ def plot_roc(curves: dict[str, list[dict]], aucs: dict[str, float | None], path:
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_calibration(curves: dict[str, dict], path: Path) -> None:
@@ -130,7 +133,7 @@ def plot_calibration(curves: dict[str, dict], path: Path) -> None:
     ax.set(ylabel="fraction spiral (95 % CI)", title="calibration (test)", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8)
     ax_n.set(xlabel="mean predicted p(spiral)", ylabel="images", yscale="log")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _wilson(fraction: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
@@ -143,8 +146,8 @@ def _wilson(fraction: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.nd
 def plot_examples(images: np.ndarray, labels: np.ndarray, p: np.ndarray, ids: np.ndarray,
                   class_names: tuple[str, str], n: int, title: str, path: Path) -> None:
     """Most confident right and most confident wrong test predictions, with true/predicted/p."""
-    pred = (p > 0.5).astype(int)
-    confidence = np.abs(p - 0.5)
+    pred = (p > THRESHOLD).astype(int)
+    confidence = np.abs(p - THRESHOLD)
     right, wrong = np.flatnonzero(pred == labels), np.flatnonzero(pred != labels)
     rows = {"most confident right": right[np.argsort(-confidence[right], kind="stable")][:n],
             "most confident wrong": wrong[np.argsort(-confidence[wrong], kind="stable")][:n]}
@@ -161,4 +164,4 @@ def plot_examples(images: np.ndarray, labels: np.ndarray, p: np.ndarray, ids: np
         axes[r][0].text(-0.15, 0.5, row_name, transform=axes[r][0].transAxes, rotation=90, va="center",
                         ha="right", fontsize=9)
     fig.suptitle(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)

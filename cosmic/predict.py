@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402  (after the environment variable on purpose)
 
 from cosmic.imageops import ImageError, crop_resize, open_converted  # noqa: E402
+from cosmic.metrics import THRESHOLD  # noqa: E402
 from cosmic.tta import predict_proba  # noqa: E402
 from cosmic.utils import atomic_path  # noqa: E402
 
@@ -33,7 +34,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 OUTPUT_FORMATS = (".csv", ".json")
 COLUMNS = ("id", "path", "p_spiral", "label", "error")
 DECIMALS = 6
-THRESHOLD = 0.5
 # A canonical non-negative integer (no sign, no leading zeros), as in Kaggle's <GalaxyID>.jpg.
 _GALAXY_ID = re.compile(r"0|[1-9][0-9]*")
 

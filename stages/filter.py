@@ -17,7 +17,7 @@ def main() -> None:
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)
     counts = dict(result.counts)
-    summary = {"source": read_json(paths.RAW_DIR / "SOURCE.json").get("source", "unknown"),
+    summary = {"source": read_json(paths.SOURCE_RECORD).get("source", "unknown"),
                "threshold": counts.pop("threshold"),
                **{k: counts.pop(k) for k in ("extra_columns", "missing_columns") if k in counts}}
     write_json(paths.FILTER_SUMMARY, summary)

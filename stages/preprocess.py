@@ -33,7 +33,7 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, ImageError, FileNotFoundError) as e:
+    except (ParamError, ImageError, FileNotFoundError, ValueError) as e:
         sys.exit(f"preprocess: {e}")
     except KeyboardInterrupt:
         sys.exit("preprocess: interrupted; no output was half-written, re-run the stage")

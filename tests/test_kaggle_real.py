@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from cosmic import kaggle_format as kf
+from cosmic import paths
 from cosmic.catalog import build_catalog
 from cosmic.fetch import import_kaggle, write_manifest
 from cosmic.imageops import crop_fraction, load_crop_resize
@@ -91,7 +92,7 @@ def test_import_filter_split_preprocess_on_real_files(kaggle_source, tmp_path):
 
     csv_form = "csv" if form == "folder" else "zip"
     assert out["info"] == {"source": "kaggle", "n_images": 18, "images_from": form, "csv_from": csv_form}
-    assert read_json(out["raw"] / "SOURCE.json") == out["info"]
+    assert read_json(out["raw"] / paths.SOURCE_NAME) == out["info"]
     assert (out["raw"] / kf.SOLUTIONS_CSV).read_bytes() == (SAMPLE / kf.SOLUTIONS_CSV).read_bytes()
     assert sorted(p.name for p in (out["raw"] / kf.IMAGES_DIR).iterdir()) == \
         sorted(p.name for p in (SAMPLE / kf.IMAGES_DIR).iterdir())

@@ -41,7 +41,7 @@ def _with(section: str, key: str, value):
     [
         ("base", "seed", -1, r"'base.seed' is -1"),
         ("base", "image_size", 300, r"'base.image_size' is 300 but 'base.crop_size' is 212"),
-        ("base", "crop_size", 500, r"'base.crop_size' is 500"),
+        ("base", "crop_size", 4, r"'base.crop_size' is 4"),
         ("base", "class_names", ["a"], r"'base.class_names' is \['a'\]"),
         ("base", "deterministic", "yes", r"'base.deterministic' is 'yes'; expected true or false"),
         ("fetch", "source", "web", r"'fetch.source' is 'web'; expected one of synthetic, kaggle"),

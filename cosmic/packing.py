@@ -18,6 +18,10 @@ IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
 META = "meta.json"
 
 
+class StaleArraysError(ValueError):
+    """The packed arrays were made with other preprocessing settings than the stage expects."""
+
+
 class Arrays(NamedTuple):
     """One split: images (n, s, s, 3) uint8 (memory-mapped), labels (n,) uint8, GalaxyIDs (n,) int64."""
 
@@ -93,3 +97,24 @@ def load_split(processed_dir: Path, split: str) -> Arrays:
         if not (d / name).is_file():
             raise FileNotFoundError(f"{d / name} not found: run the preprocess stage first")
     return Arrays(np.load(d / IMAGES, mmap_mode="r"), np.load(d / LABELS), np.load(d / IDS))
+
+
+def load_splits(processed_dir: Path, splits: tuple[str, ...], *, crop_size: int, image_size: int,
+                class_names: tuple[str, str]) -> tuple[Arrays, ...]:
+    """Open packed splits after checking they were made with the settings the stage runs with.
+
+    Every stage that reads data/processed goes through here, so a stale folder (params changed,
+    preprocess not re-run) is one error with one hint wherever it is found.
+
+    Raises:
+        FileNotFoundError: if the folder or an array is missing.
+        StaleArraysError: naming each setting that differs from the record of `write_meta`.
+    """
+    meta = read_meta(processed_dir)
+    expected = {"crop_size": crop_size, "image_size": image_size, "class_names": list(class_names)}
+    stale = [f"{key} {meta.get(key)!r} (base.{key} is {value!r})" for key, value in expected.items()
+             if meta.get(key) != value]
+    if stale:
+        raise StaleArraysError(f"{processed_dir} was packed with {', '.join(stale)}; re-run preprocess "
+                               "(dvc repro preprocess)")
+    return tuple(load_split(processed_dir, split) for split in splits)

@@ -19,7 +19,8 @@ from cosmic.data import BatchAugment, make_dataset
 from cosmic.determinism import DETERMINISTIC_ENV, cpu_settings_applied
 from cosmic.modelio import preprocessing_record, save_model
 from cosmic.models import unfreeze_top
-from cosmic.packing import Arrays, load_split, read_meta
+from cosmic.packing import Arrays, load_splits
+from cosmic.params import Base
 from cosmic.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -152,17 +153,10 @@ def model_summary(model: keras.Model, path: Path) -> dict:
             "model_bytes": os.path.getsize(path)}
 
 
-def load_train_val(processed_dir: Path, image_size: int) -> tuple[Arrays, Arrays]:
-    """The train and val splits (never test), checked against the image size the stage expects.
-
-    Raises:
-        TrainingError: if the arrays were packed at another size than base.image_size.
-    """
-    meta = read_meta(processed_dir)
-    if meta["image_size"] != image_size:
-        raise TrainingError(f"{processed_dir} holds {meta['image_size']}px images but base.image_size is "
-                            f"{image_size}; re-run preprocess (dvc repro preprocess)")
-    return load_split(processed_dir, "train"), load_split(processed_dir, "val")
+def load_train_val(base: Base) -> tuple[Arrays, Arrays]:
+    """The train and val splits (never test) of data/processed, checked against `base`."""
+    return load_splits(paths.PROCESSED_DIR, ("train", "val"), crop_size=base.crop_size,
+                       image_size=base.image_size, class_names=base.class_names)
 
 
 def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batch_size: int, patience: int,
@@ -173,12 +167,12 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batc
     was trained: phases, learning rates and the stage's `record`), the per-epoch DVCLive logs
     under plots/training/<stage>/, and metrics/<stage>.json (numbers only, for DVC).
     """
-    train, val = load_train_val(paths.PROCESSED_DIR, base.image_size)
+    train, val = load_train_val(base)
     log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
              model.count_params())
     result = fit(model, train, val, phases=phases, batch_size=batch_size, patience=patience,
                  seed=base.seed, augment=augment, use_class_weight=use_class_weight,
-                 live_dir=paths.PLOTS_DIR / "training" / stage)
+                 live_dir=paths.training_log(stage))
     model_path = paths.model_file(stage)
     training = {"stage": stage, "phases": result["phases"], **(record or {})}
     save_model(model, model_path,

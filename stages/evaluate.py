@@ -14,7 +14,7 @@ from cosmic.evaluation import (confusion_rows, evaluate_model, headline, inferen
                                mcnemar_headline, pairwise_mcnemar)
 from cosmic.metrics import calibration_curve, pr_points, roc_points  # noqa: E402
 from cosmic.modelio import load_model  # noqa: E402
-from cosmic.packing import load_split, read_meta  # noqa: E402
+from cosmic.packing import load_splits  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.utils import read_json, setup_logging, write_json  # noqa: E402
 
@@ -26,10 +26,8 @@ def main() -> None:
     setup_logging()
     raw = params.load()
     base, p = params.base(raw), params.evaluate(raw)
-    meta = read_meta(paths.PROCESSED_DIR)
-    if meta["image_size"] != base.image_size:
-        raise ValueError(f"processed arrays are {meta['image_size']}px, base.image_size is {base.image_size}")
-    test = load_split(paths.PROCESSED_DIR, "test")
+    (test,) = load_splits(paths.PROCESSED_DIR, ("test",), crop_size=base.crop_size, image_size=base.image_size,
+                          class_names=base.class_names)
     names = base.class_names
     results, evals, timing, notes = {}, [], {}, []
     for name, stage in paths.MODEL_STAGES.items():
@@ -65,7 +63,7 @@ def main() -> None:
                    {n: r["test"]["roc_auc"] for n, r in results.items()}, paths.EVAL_PLOTS_DIR / "roc.png")
     plots.plot_calibration({e.name: calibration_curve(test.labels, e.p, p.calibration_bins) for e in evals},
                            paths.EVAL_PLOTS_DIR / "calibration.png")
-    plots.plot_histories({n: plots.read_live_history(paths.PLOTS_DIR / "training" / s)
+    plots.plot_histories({n: plots.read_live_history(paths.training_log(s))
                           for n, s in paths.MODEL_STAGES.items()}, paths.EVAL_PLOTS_DIR / "training_history.png",
                          kept_epochs={n: r["kept_epoch"] for n, r in results.items()})
 

@@ -11,6 +11,7 @@ apply_from_params()
 from cosmic import params  # noqa: E402
 from cosmic.augment import basic_augment, with_domain_randomization  # noqa: E402
 from cosmic.models import build_baseline  # noqa: E402
+from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
 from cosmic.utils import setup_logging  # noqa: E402
@@ -33,5 +34,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError) as e:
         sys.exit(f"{STAGE}: {e}")

@@ -10,6 +10,7 @@ apply_from_params()
 from cosmic import params, paths  # noqa: E402
 from cosmic.augment import AlbumentationsBatch, with_domain_randomization  # noqa: E402
 from cosmic.models import build_baseline  # noqa: E402
+from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
 from cosmic.tuning import builder_args  # noqa: E402
@@ -35,5 +36,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError) as e:
         sys.exit(f"{STAGE}: {e}")

@@ -10,6 +10,7 @@ apply_from_params()
 from cosmic import params  # noqa: E402
 from cosmic.augment import basic_augment, with_domain_randomization  # noqa: E402
 from cosmic.models import build_transfer  # noqa: E402
+from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import TrainingError, run_stage, set_determinism, transfer_schedule  # noqa: E402
 from cosmic.utils import setup_logging  # noqa: E402
@@ -38,5 +39,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, WeightsError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, WeightsError, FileNotFoundError) as e:
         sys.exit(f"{STAGE}: {e}")

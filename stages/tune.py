@@ -11,6 +11,7 @@ apply_from_params()
 from cosmic import params, paths, plots  # noqa: E402
 from cosmic.augment import AlbumentationsBatch, with_domain_randomization  # noqa: E402
 from cosmic.data import make_dataset  # noqa: E402
+from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import TrainingError, load_train_val, set_determinism  # noqa: E402
 from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search  # noqa: E402
@@ -25,7 +26,7 @@ def main() -> None:
     raw = params.load()
     base, p = params.base(raw), params.tune(raw)
     set_determinism(base.seed, base.deterministic)
-    train, val = load_train_val(paths.PROCESSED_DIR, base.image_size)
+    train, val = load_train_val(base)
     augment = with_domain_randomization(AlbumentationsBatch(p.augment).tf_apply, base.domain)
     train_ds = make_dataset(train, p.batch_size, shuffle=True, seed=base.seed, augment=augment)
     val_ds = make_dataset(val, p.batch_size)
@@ -38,7 +39,7 @@ def main() -> None:
         raise TrainingError(str(e)) from None
     write_json(paths.BEST_HPARAMS, best)
     table.to_csv(paths.TUNE_DIR / "trials.csv", index=False)
-    log_trials(table, p.objective, paths.PLOTS_DIR / "training" / STAGE)
+    log_trials(table, p.objective, paths.training_log(STAGE))
     plots.plot_trials(table, p.objective, paths.PLOTS_DIR / "tune_trials.png")
     write_json(paths.stage_metrics(STAGE), {f"best_{p.objective}": best["score"], "n_trials": int(len(table)),
                                             "best_hyperparameters": best["hyperparameters"]})
@@ -48,5 +49,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError) as e:
         sys.exit(f"{STAGE}: {e}")

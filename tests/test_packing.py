@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from cosmic.imageops import crop_fraction, crop_resize, load_crop_resize
-from cosmic.packing import load_split, pack_split, read_meta, write_meta
+from cosmic.packing import StaleArraysError, load_split, load_splits, pack_split, read_meta, write_meta
 
 
 def _quadrant_image(size: int = 424, inner: int = 212) -> Image.Image:
@@ -30,6 +31,11 @@ def test_crop_keeps_exactly_the_centre():
 def test_crop_fraction_applies_to_any_size():
     small = crop_resize(_quadrant_image(212, 106), 0.5, 16)
     assert small.min() == 255
+
+
+def test_crop_larger_than_the_frame_names_the_param():
+    with pytest.raises(ValueError, match=r"base.crop_size is 500; expected 1..424"):
+        crop_fraction(500)
 
 
 def test_reference_setting_full_frame_128(tmp_path):
@@ -57,3 +63,17 @@ def test_pack_split_roundtrip(tmp_path):
         assert np.array_equal(arrays.images[i], load_crop_resize(rows[i]["image_path"], 0.5, 24))
     assert read_meta(tmp_path / "out")["image_size"] == 24
     assert not list((tmp_path / "out" / "train").glob("*.partial"))
+
+
+def test_load_splits_refuses_arrays_packed_with_other_settings(tmp_path):
+    manifest = pd.DataFrame({"image_path": [], "label": [], "GalaxyID": []})
+    for split in ("train", "val"):
+        pack_split(manifest, tmp_path / split, crop_size=212, image_size=24)
+    write_meta(tmp_path, 212, 24, ("elliptical", "spiral"), {"train": 0, "val": 0})
+    train, val = load_splits(tmp_path, ("train", "val"), crop_size=212, image_size=24,
+                             class_names=("elliptical", "spiral"))
+    assert train.images.shape == (0, 24, 24, 3) and val.labels.shape == (0,)
+    with pytest.raises(StaleArraysError, match=r"image_size 24 \(base.image_size is 32\); re-run preprocess"):
+        load_splits(tmp_path, ("train",), crop_size=212, image_size=32, class_names=("elliptical", "spiral"))
+    with pytest.raises(StaleArraysError, match=r"crop_size 212 \(base.crop_size is 424\), class_names"):
+        load_splits(tmp_path, ("train",), crop_size=424, image_size=24, class_names=("smooth", "featured"))

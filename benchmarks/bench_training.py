@@ -63,7 +63,7 @@ def main() -> None:
         images.flush()
         arrays = Arrays(np.load(path, mmap_mode="r"), rng.integers(0, 2, args.n).astype(np.uint8),
                         np.arange(args.n))
-        alb = AlbumentationsBatch(params.tune(raw).augment).tf_apply
+        alb = AlbumentationsBatch(params.albumentations(raw)).tf_apply
         tb = params.train_baseline(raw)
         tt = params.train_transfer(raw)
         rows = []

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from cosmic.data import BatchAugment
-from cosmic.params import Augment, DomainRandomization
+from cosmic.params import Albumentations, Augmentation, DomainRandomization
 
 # Binomial 3x3 kernel: the smallest blur that looks like a slightly worse seeing.
 _BLUR_KERNEL = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0]) / 16.0
@@ -32,8 +32,8 @@ def basic_augment(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.where(coins[2], tf.reverse(images, axis=[1]), images)
 
 
-def build_albumentations(p: Augment) -> A.Compose:
-    """The advanced augmentation pipeline of tune and train_optimized, from params."""
+def build_albumentations(p: Albumentations) -> A.Compose:
+    """The albumentations pipeline described by the `augment` params section."""
     return A.Compose([
         A.HorizontalFlip(p=p.flip_p),
         A.VerticalFlip(p=p.flip_p),
@@ -52,7 +52,7 @@ class AlbumentationsBatch:
     it per batch, so results do not depend on which thread ran which batch.
     """
 
-    def __init__(self, p: Augment):
+    def __init__(self, p: Albumentations):
         self.params = p
         self._local = threading.local()
 
@@ -130,3 +130,19 @@ def with_domain_randomization(first: BatchAugment | None, domain: DomainRandomiz
         return domain_randomize(images, tf.random.experimental.stateless_fold_in(seed, 1_000_003), domain)
 
     return augment
+
+
+def stage_augment(augmentation: Augmentation, domain: DomainRandomization | None) -> BatchAugment | None:
+    """The batch augmentation a stage trains with: its own choice, then domain randomisation.
+
+    Args:
+        augmentation: the stage's `augment` choice (none, basic, or albumentations with its settings).
+        domain: `base.domain_randomization`, or None when it is disabled.
+
+    Returns:
+        (uint8 batch, seed) -> uint8 batch, or None when nothing is applied.
+    """
+    own = {"none": None, "basic": basic_augment}.get(augmentation.kind)
+    if augmentation.kind == "albumentations":
+        own = AlbumentationsBatch(augmentation.albumentations).tf_apply
+    return with_domain_randomization(own, domain)

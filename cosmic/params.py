@@ -33,7 +33,7 @@ _Loader.add_implicit_resolver(
 )
 
 # Every key params.yaml may hold: a nested dict is a nested mapping, None a leaf value.
-_FIT = dict.fromkeys(("batch_size", "epochs", "patience", "learning_rate", "class_weight"))
+_FIT = dict.fromkeys(("batch_size", "patience", "class_weight", "augment"))
 SCHEMA: dict[str, Any] = {
     "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic")),
              "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
@@ -42,17 +42,18 @@ SCHEMA: dict[str, Any] = {
     "filter": dict.fromkeys(("threshold", "on_invalid", "check_images", "n_sample_images")),
     "split": dict.fromkeys(("train", "val", "test")),
     "preprocess": {"chunk_size": None},
-    "train_baseline": {**_FIT, **dict.fromkeys(("filters", "kernel_size", "dense_units", "dropout", "augment"))},
-    "train_transfer": {**{k: None for k in _FIT if k != "epochs"}, **dict.fromkeys((
-        "input_size", "weights", "on_missing_weights", "alpha", "dropout", "head_epochs", "fine_tune_layers",
-        "fine_tune_lr", "fine_tune_epochs", "augment"))},
-    "tune": {**dict.fromkeys(("tuner", "max_trials", "epochs_per_trial", "batch_size", "objective",
+    "augment": dict.fromkeys(("flip_p", "rotate_p", "rotate_limit", "brightness_contrast_p", "brightness_limit",
+                              "contrast_limit", "noise_p", "noise_std")),
+    "train_baseline": {**_FIT, **dict.fromkeys(("filters", "kernel_size", "dense_units", "dropout", "epochs",
+                                                "learning_rate"))},
+    "train_transfer": {**_FIT, **dict.fromkeys((
+        "input_size", "weights", "on_missing_weights", "alpha", "dropout", "learning_rate", "head_epochs",
+        "fine_tune_layers", "fine_tune_lr", "fine_tune_epochs"))},
+    "tune": {**dict.fromkeys(("tuner", "max_trials", "epochs_per_trial", "batch_size", "augment", "objective",
                               "kernel_size")),
              "space": {"dense_units": None, "dropout": dict.fromkeys(("min", "max", "step")),
                        "learning_rate": dict.fromkeys(("min", "max", "sampling"))}},
-    "train_optimized": {**dict.fromkeys(("batch_size", "epochs", "patience", "class_weight")),
-                        "augment": dict.fromkeys(("flip_p", "rotate_p", "rotate_limit", "brightness_contrast_p",
-                                                  "brightness_limit", "contrast_limit", "noise_p", "noise_std"))},
+    "train_optimized": {**_FIT, "epochs": None},
     "evaluate": dict.fromkeys(("tta", "bootstrap_resamples", "ci_level", "calibration_bins", "batch_size",
                                "n_examples")),
 }
@@ -324,24 +325,67 @@ def preprocess(raw: Mapping[str, Any]) -> Preprocess:
 
 
 @dataclass(frozen=True)
+class Albumentations:
+    """Probabilities and strengths of the albumentations pipeline (the `augment` section)."""
+
+    flip_p: float
+    rotate_p: float
+    rotate_limit: float
+    brightness_contrast_p: float
+    brightness_limit: float
+    contrast_limit: float
+    noise_p: float
+    noise_std: tuple[float, float]
+
+
+def albumentations(raw: Mapping[str, Any]) -> Albumentations:
+    """Validate the `augment` section, shared by the stages whose augmentation is "albumentations"."""
+    a = _Section(raw, "augment")
+    noise = a.get("noise_std")
+    if not (isinstance(noise, list) and len(noise) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in noise)
+            and 0 <= noise[0] <= noise[1] <= 1):
+        raise a.fail("noise_std", noise, "[low, high] with 0 <= low <= high <= 1")
+    return Albumentations(
+        flip_p=a.number("flip_p", 0, 1), rotate_p=a.number("rotate_p", 0, 1),
+        rotate_limit=a.number("rotate_limit", 0, 180),
+        brightness_contrast_p=a.number("brightness_contrast_p", 0, 1),
+        brightness_limit=a.number("brightness_limit", 0, 1), contrast_limit=a.number("contrast_limit", 0, 1),
+        noise_p=a.number("noise_p", 0, 1), noise_std=(float(noise[0]), float(noise[1])),
+    )
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """A stage's own augmentation: none, basic (flips and 90-degree rotations) or albumentations."""
+
+    kind: str
+    albumentations: Albumentations | None  # the `augment` section, read only when kind is "albumentations"
+
+
+def _augmentation(raw: Mapping[str, Any], s: _Section, kinds: tuple[str, ...]) -> Augmentation:
+    kind = s.choice("augment", kinds)
+    return Augmentation(kind, albumentations(raw) if kind == "albumentations" else None)
+
+
+@dataclass(frozen=True)
 class Fit:
-    """Settings shared by every training stage's fit."""
+    """How every training stage fits its model; epochs and learning rates are each stage's own schedule."""
 
     batch_size: int
-    epochs: int
     patience: int
-    learning_rate: float
     class_weight: bool
+    augmentation: Augmentation
 
 
-def _fit(s: _Section, learning_rate: float | None = None) -> Fit:
-    return Fit(
-        batch_size=s.integer("batch_size", 1, 4096),
-        epochs=s.integer("epochs", 1),
-        patience=s.integer("patience", 1),
-        learning_rate=learning_rate if learning_rate is not None else s.number("learning_rate", 0, 1, True),
-        class_weight=s.boolean("class_weight"),
-    )
+def _fit(raw: Mapping[str, Any], s: _Section, augment_kinds: tuple[str, ...]) -> Fit:
+    return Fit(s.integer("batch_size", 1, 4096), s.integer("patience", 1), s.boolean("class_weight"),
+               _augmentation(raw, s, augment_kinds))
+
+
+# The stages that list the `augment` section in dvc.yaml may use it; the others choose from the first two.
+_BASIC_AUGMENTS = ("none", "basic")
+_ALL_AUGMENTS = (*_BASIC_AUGMENTS, "albumentations")
 
 
 @dataclass(frozen=True)
@@ -357,8 +401,9 @@ class CNN:
 @dataclass(frozen=True)
 class TrainBaseline:
     cnn: CNN
+    epochs: int
+    learning_rate: float
     fit: Fit
-    augment: str
 
 
 def train_baseline(raw: Mapping[str, Any]) -> TrainBaseline:
@@ -367,7 +412,8 @@ def train_baseline(raw: Mapping[str, Any]) -> TrainBaseline:
     cnn = CNN(s.int_list("filters"), s.integer("kernel_size", 1, 15), s.integer("dense_units", 1),
               s.number("dropout", 0.0, 0.95))
     _check_depth(raw, f"'{s.key('filters')}' {list(cnn.filters)}", len(cnn.filters))
-    return TrainBaseline(cnn, _fit(s), s.choice("augment", ("none", "basic")))
+    return TrainBaseline(cnn, s.integer("epochs", 1), s.number("learning_rate", 0, 1, True),
+                         _fit(raw, s, _BASIC_AUGMENTS))
 
 
 @dataclass(frozen=True)
@@ -377,12 +423,12 @@ class TrainTransfer:
     on_missing_weights: str
     alpha: float
     dropout: float
+    learning_rate: float
     head_epochs: int
     fine_tune_layers: int
     fine_tune_lr: float
     fine_tune_epochs: int
     fit: Fit
-    augment: str
 
 
 MOBILENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
@@ -394,52 +440,18 @@ def train_transfer(raw: Mapping[str, Any]) -> TrainTransfer:
     alpha = s.number("alpha", 0.0, 2.0, True)
     if alpha not in MOBILENET_ALPHAS:
         raise s.fail("alpha", alpha, "one of " + ", ".join(map(str, MOBILENET_ALPHAS)))
-    head_epochs = s.integer("head_epochs", 1)
-    fine_tune_epochs = s.integer("fine_tune_epochs", 0)
-    fit = Fit(s.integer("batch_size", 1, 4096), head_epochs + fine_tune_epochs, s.integer("patience", 1),
-              s.number("learning_rate", 0, 1, True), s.boolean("class_weight"))
     return TrainTransfer(
         input_size=s.integer("input_size", 32, 512),
         weights=s.string("weights"),
         on_missing_weights=s.choice("on_missing_weights", ("random", "error")),
         alpha=alpha,
         dropout=s.number("dropout", 0.0, 0.95),
-        head_epochs=head_epochs,
+        learning_rate=s.number("learning_rate", 0, 1, True),
+        head_epochs=s.integer("head_epochs", 1),
         fine_tune_layers=s.integer("fine_tune_layers", 0),
         fine_tune_lr=s.number("fine_tune_lr", 0, 1, True),
-        fine_tune_epochs=fine_tune_epochs,
-        fit=fit,
-        augment=s.choice("augment", ("none", "basic")),
-    )
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Probabilities and strengths of the albumentations pipeline."""
-
-    flip_p: float
-    rotate_p: float
-    rotate_limit: float
-    brightness_contrast_p: float
-    brightness_limit: float
-    contrast_limit: float
-    noise_p: float
-    noise_std: tuple[float, float]
-
-
-def _augment(s: _Section) -> Augment:
-    a = _nested(s, "augment")
-    noise = a.get("noise_std")
-    if not (isinstance(noise, list) and len(noise) == 2
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in noise)
-            and 0 <= noise[0] <= noise[1] <= 1):
-        raise a.fail("noise_std", noise, "[low, high] with 0 <= low <= high <= 1")
-    return Augment(
-        flip_p=a.number("flip_p", 0, 1), rotate_p=a.number("rotate_p", 0, 1),
-        rotate_limit=a.number("rotate_limit", 0, 180),
-        brightness_contrast_p=a.number("brightness_contrast_p", 0, 1),
-        brightness_limit=a.number("brightness_limit", 0, 1), contrast_limit=a.number("contrast_limit", 0, 1),
-        noise_p=a.number("noise_p", 0, 1), noise_std=(float(noise[0]), float(noise[1])),
+        fine_tune_epochs=s.integer("fine_tune_epochs", 0),
+        fit=_fit(raw, s, _BASIC_AUGMENTS),
     )
 
 
@@ -461,11 +473,11 @@ class Tune:
     kernel_size: int
     space: SearchSpace
     batch_size: int
-    augment: Augment
+    augmentation: Augmentation
 
 
 def tune(raw: Mapping[str, Any]) -> Tune:
-    """Validate the `tune` section (its augmentation is `train_optimized.augment`, shared)."""
+    """Validate the `tune` section."""
     s = _Section(raw, "tune")
     sp = _nested(s, "space")
     blocks = sorted(k for k in sp.raw if isinstance(k, str) and k.startswith("filters_block"))
@@ -484,23 +496,19 @@ def tune(raw: Mapping[str, Any]) -> Tune:
     objective = s.choice("objective", ("val_accuracy", "val_loss", "val_auc"))
     return Tune(s.choice("tuner", TUNERS), s.integer("max_trials", 1), s.integer("epochs_per_trial", 1), objective,
                 s.integer("kernel_size", 1, 15), space, s.integer("batch_size", 1, 4096),
-                _augment(_Section(raw, "train_optimized")))
+                _augmentation(raw, s, _ALL_AUGMENTS))
 
 
 @dataclass(frozen=True)
 class TrainOptimized:
-    batch_size: int
     epochs: int
-    patience: int
-    class_weight: bool
-    augment: Augment
+    fit: Fit
 
 
 def train_optimized(raw: Mapping[str, Any]) -> TrainOptimized:
     """Validate the `train_optimized` section (the learning rate comes from the tuner)."""
     s = _Section(raw, "train_optimized")
-    return TrainOptimized(s.integer("batch_size", 1, 4096), s.integer("epochs", 1), s.integer("patience", 1),
-                          s.boolean("class_weight"), _augment(s))
+    return TrainOptimized(s.integer("epochs", 1), _fit(raw, s, _ALL_AUGMENTS))
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,13 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from cosmic import paths
+from cosmic.augment import stage_augment
 from cosmic.data import BatchAugment, make_dataset
 from cosmic.determinism import DETERMINISTIC_ENV, cpu_settings_applied
 from cosmic.modelio import preprocessing_record, save_model
 from cosmic.models import unfreeze_top
 from cosmic.packing import Arrays, load_splits
-from cosmic.params import Base
+from cosmic.params import Base, Fit
 from cosmic.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,8 @@ def load_train_val(base: Base) -> tuple[Arrays, Arrays]:
                        image_size=base.image_size, class_names=base.class_names)
 
 
-def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batch_size: int, patience: int,
-              augment: BatchAugment | None, use_class_weight: bool, record: dict | None = None) -> dict:
+def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base, fit_params: Fit,
+              record: dict | None = None) -> dict:
     """Everything a training stage does after building its model: fit, save, write metrics.
 
     Writes models/<stage>.keras (with its preprocessing record and, under "training", how it
@@ -170,9 +171,9 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base, batc
     train, val = load_train_val(base)
     log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
              model.count_params())
-    result = fit(model, train, val, phases=phases, batch_size=batch_size, patience=patience,
-                 seed=base.seed, augment=augment, use_class_weight=use_class_weight,
-                 live_dir=paths.training_log(stage))
+    result = fit(model, train, val, phases=phases, batch_size=fit_params.batch_size, patience=fit_params.patience,
+                 seed=base.seed, augment=stage_augment(fit_params.augmentation, base.domain),
+                 use_class_weight=fit_params.class_weight, live_dir=paths.training_log(stage))
     model_path = paths.model_file(stage)
     training = {"stage": stage, "phases": result["phases"], **(record or {})}
     save_model(model, model_path,

@@ -9,7 +9,6 @@ from cosmic.determinism import apply_from_params
 apply_from_params()
 
 from cosmic import params  # noqa: E402
-from cosmic.augment import basic_augment, with_domain_randomization  # noqa: E402
 from cosmic.models import build_baseline  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -25,10 +24,7 @@ def main() -> None:
     base, p = params.base(raw), params.train_baseline(raw)
     set_determinism(base.seed, base.deterministic)
     model = build_baseline(base.image_size, **asdict(p.cnn))
-    run_stage(STAGE, model, [Phase("train", p.fit.epochs, p.fit.learning_rate)], base=base,
-              batch_size=p.fit.batch_size, patience=p.fit.patience,
-              augment=with_domain_randomization(basic_augment if p.augment == "basic" else None, base.domain),
-              use_class_weight=p.fit.class_weight)
+    run_stage(STAGE, model, [Phase("train", p.epochs, p.learning_rate)], base=base, fit_params=p.fit)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from cosmic.determinism import apply_from_params
 apply_from_params()
 
 from cosmic import params, paths  # noqa: E402
-from cosmic.augment import AlbumentationsBatch, with_domain_randomization  # noqa: E402
 from cosmic.models import build_baseline  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -27,9 +26,7 @@ def main() -> None:
     best = read_json(paths.BEST_HPARAMS)
     kwargs, learning_rate = builder_args(best)
     model = build_baseline(base.image_size, name="optimized_cnn", **kwargs)
-    run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, batch_size=p.batch_size,
-              patience=p.patience, augment=with_domain_randomization(AlbumentationsBatch(p.augment).tf_apply, base.domain),
-              use_class_weight=p.class_weight,
+    run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, fit_params=p.fit,
               record={"hyperparameters": best["hyperparameters"]})
 
 

@@ -8,7 +8,6 @@ from cosmic.determinism import apply_from_params
 apply_from_params()
 
 from cosmic import params  # noqa: E402
-from cosmic.augment import basic_augment, with_domain_randomization  # noqa: E402
 from cosmic.models import build_transfer  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -27,11 +26,9 @@ def main() -> None:
     weights = resolve_mobilenet_weights(p.weights, p.alpha, p.input_size, p.on_missing_weights)
     model, backbone = build_transfer(base.image_size, p.input_size, p.alpha, p.dropout, weights.path,
                                      freeze_base=weights.pretrained)
-    phases = transfer_schedule(backbone, weights.pretrained, p.head_epochs, p.fit.learning_rate,
+    phases = transfer_schedule(backbone, weights.pretrained, p.head_epochs, p.learning_rate,
                                p.fine_tune_epochs, p.fine_tune_lr, p.fine_tune_layers)
-    run_stage(STAGE, model, phases, base=base, batch_size=p.fit.batch_size, patience=p.fit.patience,
-              augment=with_domain_randomization(basic_augment if p.augment == "basic" else None, base.domain),
-              use_class_weight=p.fit.class_weight,
+    run_stage(STAGE, model, phases, base=base, fit_params=p.fit,
               record={**weights.as_record(), "input_size": p.input_size,
                       "schedule": "head + fine_tune" if weights.pretrained else "scratch"})
 

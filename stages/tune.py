@@ -9,7 +9,7 @@ from cosmic.determinism import apply_from_params
 apply_from_params()
 
 from cosmic import params, paths, plots  # noqa: E402
-from cosmic.augment import AlbumentationsBatch, with_domain_randomization  # noqa: E402
+from cosmic.augment import stage_augment  # noqa: E402
 from cosmic.data import make_dataset  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -27,7 +27,7 @@ def main() -> None:
     base, p = params.base(raw), params.tune(raw)
     set_determinism(base.seed, base.deterministic)
     train, val = load_train_val(base)
-    augment = with_domain_randomization(AlbumentationsBatch(p.augment).tf_apply, base.domain)
+    augment = stage_augment(p.augmentation, base.domain)
     train_ds = make_dataset(train, p.batch_size, shuffle=True, seed=base.seed, augment=augment)
     val_ds = make_dataset(val, p.batch_size)
 

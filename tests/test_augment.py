@@ -9,11 +9,12 @@ import pytest
 import tensorflow as tf
 
 from cosmic import params
-from cosmic.augment import AlbumentationsBatch, basic_augment, domain_randomize, with_domain_randomization
+from cosmic.augment import (AlbumentationsBatch, basic_augment, domain_randomize, stage_augment,
+                            with_domain_randomization)
 from cosmic.tta import dihedral_views
 from tests.test_params import RAW
 
-AUG = params.train_optimized(RAW).augment
+AUG = params.albumentations(RAW)
 OFF = dataclasses.replace(AUG, flip_p=0, rotate_p=0, brightness_contrast_p=0, noise_p=0)
 
 
@@ -142,3 +143,19 @@ def test_with_domain_randomization_composes_after_the_stage_augmentation():
     assert np.array_equal(only(tf.constant(x), seed).numpy(), x)
     both = with_domain_randomization(basic_augment, NEUTRAL)
     assert np.array_equal(both(tf.constant(x), seed).numpy(), basic_augment(tf.constant(x), seed).numpy())
+
+
+@pytest.mark.parametrize("kind", ["none", "basic", "albumentations"])
+def test_stage_augment_applies_the_chosen_augmentation_then_domain_randomisation(kind):
+    x, seed = _batch(), tf.constant([7, 8], tf.int64)
+    choice = params.Augmentation(kind, AUG if kind == "albumentations" else None)
+    own = {"none": lambda images, s: images, "basic": basic_augment,
+           "albumentations": AlbumentationsBatch(AUG).tf_apply}[kind]
+    alone = stage_augment(choice, None)
+    assert (alone is None) == (kind == "none")
+    expected = own(tf.constant(x), seed).numpy()
+    if alone is not None:
+        assert np.array_equal(alone(tf.constant(x), seed).numpy(), expected)
+    with_domain = stage_augment(choice, DOMAIN)
+    assert np.array_equal(with_domain(tf.constant(x), seed).numpy(),
+                          with_domain_randomization(own, DOMAIN)(tf.constant(x), seed).numpy())

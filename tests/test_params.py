@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())
 SECTIONS = {"base": params.base, "fetch": params.fetch, "filter": params.filter_, "split": params.split,
-            "preprocess": params.preprocess, "train_baseline": params.train_baseline,
+            "preprocess": params.preprocess, "augment": params.albumentations, "train_baseline": params.train_baseline,
             "train_transfer": params.train_transfer, "tune": params.tune,
             "train_optimized": params.train_optimized, "evaluate": params.evaluate}
 
@@ -58,8 +58,11 @@ def _with(section: str, key: str, value):
         ("train_transfer", "on_missing_weights", "skip", r"'train_transfer.on_missing_weights' is 'skip'"),
         ("tune", "tuner", "grid", r"'tune.tuner' is 'grid'; expected one of random, bayesian, hyperband"),
         ("tune", "space.learning_rate.min", 0.1, r"'tune.space.learning_rate.min' is 0.1"),
-        ("train_optimized", "augment.noise_std", [0.2, 0.1], r"'train_optimized.augment.noise_std'"),
-        ("train_optimized", "augment.flip_p", 2, r"'train_optimized.augment.flip_p' is 2"),
+        ("augment", "noise_std", [0.2, 0.1], r"'augment.noise_std'"),
+        ("augment", "flip_p", 2, r"'augment.flip_p' is 2"),
+        ("train_baseline", "augment", "albumentations", r"'train_baseline.augment' is 'albumentations'; "
+                                                        r"expected one of none, basic"),
+        ("train_optimized", "augment", "mixup", r"'train_optimized.augment' is 'mixup'"),
         ("evaluate", "tta", 4, r"'evaluate.tta' is 4; expected 1 \(off\) or 8"),
     ],
 )
@@ -132,7 +135,7 @@ def test_exponent_floats_without_yaml11_form_are_numbers(tmp_path, text, value):
     src = src.replace("  learning_rate: 0.001\n  batch_size: 64\n  epochs: 12",
                       f"  learning_rate: {text}\n  batch_size: 64\n  epochs: 12", 1)
     raw = params.load(_write(tmp_path, src))
-    assert params.train_baseline(raw).fit.learning_rate == value
+    assert params.train_baseline(raw).learning_rate == value
 
 
 @pytest.mark.parametrize(
@@ -238,3 +241,16 @@ def test_schema_lists_exactly_the_committed_keys():
 
     committed = {k for k in keys(RAW) if not k.startswith("tune.space.filters_block")}
     assert committed == keys(params.SCHEMA)
+
+
+def test_the_augment_section_is_read_only_by_stages_that_choose_albumentations():
+    raw = copy.deepcopy(RAW)
+    assert params.tune(raw).augmentation == params.train_optimized(raw).fit.augmentation == params.Augmentation(
+        "albumentations", params.albumentations(raw))
+    assert params.train_baseline(raw).fit.augmentation == params.Augmentation("basic", None)
+    raw["augment"]["flip_p"] = 2
+    params.train_baseline(raw)  # does not read the section (nor list it in dvc.yaml)
+    raw["tune"]["augment"] = "basic"
+    assert params.tune(raw).augmentation == params.Augmentation("basic", None)
+    with pytest.raises(ParamError, match="'augment.flip_p' is 2"):
+        params.train_optimized(raw)

@@ -35,6 +35,23 @@ def build_baseline(image_size: int, filters: tuple[int, ...] = (32, 64, 128), ke
     return keras.Model(inputs, outputs, name=name)
 
 
+def tuned_baseline(image_size: int, best: dict, source: Path, name: str = "optimized_cnn") -> tuple[keras.Model, float]:
+    """The baseline CNN with the tuner's best arguments, and its learning rate.
+
+    Args:
+        image_size: side of the square RGB input.
+        best: the record `tuning.run_search` writes to best_hparams.json.
+        source: the file `best` was read from, for the error message.
+
+    Raises:
+        ValueError: naming `source` when it holds no builder arguments (written by an older tune).
+    """
+    if not isinstance(best.get("model"), dict) or "learning_rate" not in best:
+        raise ValueError(f"{source} has no 'model' builder arguments and 'learning_rate'; it was written by an "
+                         "older tune stage: re-run it (dvc repro tune)")
+    return build_baseline(image_size, name=name, **best["model"]), float(best["learning_rate"])
+
+
 SCRATCH_BN_MOMENTUM = 0.9
 
 

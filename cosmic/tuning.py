@@ -39,21 +39,17 @@ class HyperModel:
             "learning_rate": hp.Float("learning_rate", *s.learning_rate, sampling=s.lr_sampling),
         }
 
-    def __call__(self, hp: kt.HyperParameters) -> keras.Model:
+    def builder_args(self, hp: kt.HyperParameters) -> tuple[dict, float]:
+        """The `build_baseline` keyword arguments and the learning rate that `hp` picks."""
         args = self.declare(hp)
-        lr = args.pop("learning_rate")
-        model = build_baseline(self.image_size, kernel_size=self.kernel_size, name="tuned_cnn", **args)
-        compile_model(model, lr)
+        learning_rate = args.pop("learning_rate")
+        return {**args, "kernel_size": self.kernel_size}, learning_rate
+
+    def __call__(self, hp: kt.HyperParameters) -> keras.Model:
+        args, learning_rate = self.builder_args(hp)
+        model = build_baseline(self.image_size, name="tuned_cnn", **args)
+        compile_model(model, learning_rate)
         return model
-
-
-def builder_args(best: dict) -> tuple[dict, float]:
-    """Split a best_hparams.json record into `build_baseline` kwargs and the learning rate."""
-    hp = best["hyperparameters"]
-    blocks = sorted((k for k in hp if k.startswith("filters_block")), key=lambda k: int(k[13:]))
-    return ({"filters": tuple(int(hp[k]) for k in blocks), "kernel_size": int(best["kernel_size"]),
-             "dense_units": int(hp["dense_units"]), "dropout": float(hp["dropout"])},
-            float(hp["learning_rate"]))
 
 
 def make_tuner(kind: str, hypermodel: HyperModel, objective: str, max_trials: int, epochs: int, seed: int,
@@ -88,9 +84,12 @@ def make_oracle_file_reproducible(directory: Path) -> None:
     path.write_text(json.dumps(state, sort_keys=True))
 
 
-def run_search(tuner: kt.Tuner, train_ds, val_ds, epochs: int, objective: str, kernel_size: int,
+def run_search(tuner: kt.Tuner, hypermodel: HyperModel, train_ds, val_ds, epochs: int, objective: str,
                kind: str) -> tuple[pd.DataFrame, dict]:
     """Search, then return the per-trial table and the best_hparams.json record.
+
+    The record holds the best trial's `build_baseline` arguments ("model") and learning rate, so
+    train_optimized rebuilds the model without KerasTuner, beside the raw hyperparameter values.
 
     Raises:
         RuntimeError: if no trial finished with a score.
@@ -102,8 +101,9 @@ def run_search(tuner: kt.Tuner, train_ds, val_ds, epochs: int, objective: str, k
     if table["score"].isna().all():
         raise RuntimeError("no trial finished with a score; see the log above")
     best = tuner.oracle.get_best_trials(1)[0]
-    record = {"hyperparameters": best.hyperparameters.values, "kernel_size": kernel_size, "objective": objective,
-              "score": round(float(best.score), 6), "trial": best.trial_id, "tuner": kind}
+    model_args, learning_rate = hypermodel.builder_args(best.hyperparameters)
+    record = {"model": model_args, "learning_rate": learning_rate, "hyperparameters": best.hyperparameters.values,
+              "objective": objective, "score": round(float(best.score), 6), "trial": best.trial_id, "tuner": kind}
     return table, record
 
 

@@ -8,11 +8,10 @@ from cosmic.determinism import apply_from_params
 apply_from_params()
 
 from cosmic import params, paths  # noqa: E402
-from cosmic.models import build_baseline  # noqa: E402
+from cosmic.models import tuned_baseline  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
-from cosmic.tuning import builder_args  # noqa: E402
 from cosmic.utils import read_json, setup_logging  # noqa: E402
 
 STAGE = "train_optimized"
@@ -24,8 +23,7 @@ def main() -> None:
     base, p = params.base(raw), params.train_optimized(raw)
     set_determinism(base.seed, base.deterministic)
     best = read_json(paths.BEST_HPARAMS)
-    kwargs, learning_rate = builder_args(best)
-    model = build_baseline(base.image_size, name="optimized_cnn", **kwargs)
+    model, learning_rate = tuned_baseline(base.image_size, best, paths.BEST_HPARAMS)
     run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, fit_params=p.fit,
               record={"hyperparameters": best["hyperparameters"]})
 
@@ -33,5 +31,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError, ValueError) as e:
         sys.exit(f"{STAGE}: {e}")

@@ -31,10 +31,11 @@ def main() -> None:
     train_ds = make_dataset(train, p.batch_size, shuffle=True, seed=base.seed, augment=augment)
     val_ds = make_dataset(val, p.batch_size)
 
-    tuner = make_tuner(p.tuner, HyperModel(base.image_size, p.space, p.kernel_size), p.objective,
-                       p.max_trials, p.epochs_per_trial, base.seed, paths.TUNER_WORKDIR)
+    hypermodel = HyperModel(base.image_size, p.space, p.kernel_size)
+    tuner = make_tuner(p.tuner, hypermodel, p.objective, p.max_trials, p.epochs_per_trial, base.seed,
+                       paths.TUNER_WORKDIR)
     try:
-        table, best = run_search(tuner, train_ds, val_ds, p.epochs_per_trial, p.objective, p.kernel_size, p.tuner)
+        table, best = run_search(tuner, hypermodel, train_ds, val_ds, p.epochs_per_trial, p.objective, p.tuner)
     except RuntimeError as e:
         raise TrainingError(str(e)) from None
     write_json(paths.BEST_HPARAMS, best)

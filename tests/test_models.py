@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import keras
 import keras_tuner as kt
 import numpy as np
 import pytest
 
 from cosmic import params
-from cosmic.models import build_baseline, build_transfer, unfreeze_top
-from cosmic.tuning import HyperModel, builder_args
+from cosmic.models import build_baseline, build_transfer, tuned_baseline, unfreeze_top
+from cosmic.tuning import HyperModel
 from tests.test_params import RAW
 
 
@@ -57,10 +60,11 @@ def test_hypermodel_maps_hp_to_the_baseline_builder_and_round_trips():
     assert hp.values["learning_rate"] == pytest.approx(p.space.learning_rate[0])
     restored = kt.HyperParameters.from_config(hp.get_config())
     assert restored.values == hp.values
-    kwargs, lr = builder_args({"hyperparameters": restored.values, "kernel_size": p.kernel_size})
-    again = build_baseline(32, **kwargs)
+    kwargs, lr = hm.builder_args(restored)
+    record = json.loads(json.dumps({"model": kwargs, "learning_rate": lr}))  # as best_hparams.json stores it
+    again, lr_again = tuned_baseline(32, record, Path("best_hparams.json"))
     assert again.count_params() == model.count_params()
-    assert lr == hp.values["learning_rate"]
+    assert lr == lr_again == hp.values["learning_rate"]
     conv1 = again.get_layer("conv1")
     assert conv1.filters == hp.values["filters_block1"] and conv1.kernel_size == (p.kernel_size,) * 2
 
@@ -95,3 +99,9 @@ def test_oracle_file_is_made_reproducible(tmp_path):
     make_oracle_file_reproducible(tmp_path)
     out = json.loads((tmp_path / "oracle.json").read_text())
     assert out == {"tried_so_far": ["a", "b"], "display": {"trial_number": {"0": 1}}, "end_order": ["0"]}
+
+
+def test_tuned_baseline_names_a_record_from_an_older_tune():
+    old = {"hyperparameters": {"dense_units": 16}, "kernel_size": 3}
+    with pytest.raises(ValueError, match=r"best_hparams.json has no 'model' builder arguments.*re-run it"):
+        tuned_baseline(32, old, Path("models/tune/best_hparams.json"))

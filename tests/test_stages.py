@@ -122,7 +122,11 @@ def test_transfer_without_weights_says_so(workspace):
 
 def test_tune_outputs(workspace):
     best = _json(workspace, "models/tune/best_hparams.json")
-    assert set(best["hyperparameters"]) >= {"filters_block1", "dense_units", "dropout", "learning_rate"}
+    hp = best["hyperparameters"]
+    assert set(hp) >= {"filters_block1", "dense_units", "dropout", "learning_rate"}
+    assert best["model"] == {"filters": [hp["filters_block1"], hp["filters_block2"], hp["filters_block3"]],
+                             "kernel_size": 3, "dense_units": hp["dense_units"], "dropout": hp["dropout"]}
+    assert best["learning_rate"] == hp["learning_rate"]
     assert (workspace / "models/tune/trials.csv").read_text().count("\n") == 2
     assert (workspace / "plots/tune_trials.png").is_file()
     training = read_preprocessing(workspace / "models/train_optimized.keras")["training"]

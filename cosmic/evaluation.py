@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from cosmic import metrics as M
+from cosmic import paths, plots
+from cosmic.modelio import load_model
 from cosmic.packing import Arrays
+from cosmic.params import Evaluate
 from cosmic.tta import predict_proba
+from cosmic.utils import read_json, write_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ModelEval:
-    """Predictions of one model on one split and the metrics derived from them."""
+    """Predictions of one model on one split, the metrics derived from them, and facts about the model."""
 
     name: str
     p: np.ndarray
     metrics: dict
+    # n_params, model_bytes, kept_epoch (from the stage's metrics), pretrained and weights_note (from its record)
+    facts: dict = field(default_factory=dict)
+    images_per_s: float | None = None
 
 
 def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], *, bootstrap_resamples: int,
@@ -129,3 +138,54 @@ def confusion_rows(labels: np.ndarray, p: np.ndarray, class_names: tuple[str, st
     """One {actual, predicted} row per image, for DVC's confusion template."""
     pred = (p > M.THRESHOLD).astype(int)
     return [{"actual": class_names[a], "predicted": class_names[b]} for a, b in zip(labels.astype(int), pred)]
+
+
+def evaluate_saved_models(test: Arrays, class_names: tuple[str, str], p: Evaluate, seed: int) -> list[ModelEval]:
+    """Every model the training stages saved (`paths.MODEL_STAGES`), evaluated on `test`.
+
+    Raises:
+        FileNotFoundError: if a model or its stage's metrics file is missing.
+    """
+    evals = []
+    for name, stage in paths.MODEL_STAGES.items():
+        model, record = load_model(paths.model_file(stage))
+        train_metrics, training = read_json(paths.stage_metrics(stage)), record.get("training", {})
+        ev = evaluate_model(name, model, test, class_names, tta=p.tta, batch_size=p.batch_size,
+                            bootstrap_resamples=p.bootstrap_resamples, ci_level=p.ci_level,
+                            calibration_bins=p.calibration_bins, seed=seed)
+        ev.facts = {"n_params": train_metrics["n_params"], "model_bytes": train_metrics["model_bytes"],
+                    "kept_epoch": train_metrics["kept_epoch"], "pretrained": training.get("pretrained"),
+                    "weights_note": training.get("weights_note")}
+        ev.images_per_s = inference_throughput(model, test.images, p.batch_size)
+        evals.append(ev)
+    return evals
+
+
+def metrics_record(evals: list[ModelEval], tests: dict, class_names: tuple[str, str], n_test: int) -> dict:
+    """metrics/evaluate.json: each model's headline numbers, the McNemar counts and the test-split size."""
+    return {**{e.name: {"test": headline(e.metrics, class_names)} for e in evals},
+            "mcnemar": mcnemar_headline(tests), "n_test": int(n_test)}
+
+
+def write_plots(evals: list[ModelEval], test: Arrays, class_names: tuple[str, str], p: Evaluate,
+                out_dir: Path) -> None:
+    """DVC plot data per model (confusion rows, ROC, PR), example grids, and the comparison PNGs."""
+    labels = test.labels.astype(int)
+    rocs = {}
+    for ev in evals:
+        out = out_dir / ev.name
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "confusion.json").write_text(json.dumps(confusion_rows(test.labels, ev.p, class_names)) + "\n")
+        rocs[ev.name] = M.roc_points(test.labels, ev.p)
+        write_json(out / "roc.json", {"roc": rocs[ev.name]})
+        write_json(out / "precision_recall.json", {"precision_recall": M.pr_points(test.labels, ev.p)})
+        plots.plot_examples(test.images, labels, ev.p, test.ids, class_names, p.n_examples,
+                            f"{ev.name}: test predictions", out / "examples.png")
+    plots.plot_confusions({e.name: e.metrics["confusion_matrix"] for e in evals}, class_names,
+                          out_dir / "confusion_matrices.png")
+    plots.plot_roc(rocs, {e.name: e.metrics["roc_auc"] for e in evals}, out_dir / "roc.png")
+    plots.plot_calibration({e.name: M.calibration_curve(test.labels, e.p, p.calibration_bins) for e in evals},
+                           out_dir / "calibration.png")
+    plots.plot_histories({e.name: plots.read_live_history(paths.training_log(paths.MODEL_STAGES[e.name]))
+                          for e in evals}, out_dir / "training_history.png",
+                         kept_epochs={e.name: e.facts["kept_epoch"] for e in evals})

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from cosmic import paths
+from cosmic.utils import read_json
+
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
@@ -88,3 +93,23 @@ def render(results: dict, tests: dict, data_counts: dict, split_counts: dict, cl
         out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     out += ["", "Inference throughput (machine-dependent) is in `metrics/timing.json` after a run.", ""]
     return "\n".join(out)
+
+
+def write(path: Path, evals: list, tests: dict, class_names: tuple[str, str]) -> None:
+    """Write the report of `evaluation.evaluate_saved_models` results, with the data and split counts.
+
+    Args:
+        path: the markdown file to write.
+        evals: `evaluation.ModelEval`s, in table order.
+        tests: `evaluation.pairwise_mcnemar` results.
+        class_names: (class 0, class 1).
+    """
+    data_counts = {**read_json(paths.stage_metrics("data")), **read_json(paths.FILTER_SUMMARY)}
+    source = data_counts["source"]
+    notes = [f"The {e.name} model was NOT pretrained: {e.facts['weights_note']}" for e in evals
+             if e.facts.get("pretrained") is False]
+    if source == "synthetic":
+        notes.append("The data are SYNTHETIC Galaxy Zoo-like cutouts (fetch.source: synthetic), not SDSS images.")
+    results = {e.name: {"test": e.metrics, **e.facts} for e in evals}
+    Path(path).write_text(render(results, tests, data_counts, read_json(paths.stage_metrics("split")), class_names,
+                                 source, notes))

@@ -8,7 +8,7 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import params  # noqa: E402
+from cosmic import distributed, params  # noqa: E402
 from cosmic.augment import basic_augment, with_domain_randomization  # noqa: E402
 from cosmic.models import build_baseline  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -22,12 +22,15 @@ def main() -> None:
     setup_logging()
     raw = params.load()
     base, p = params.base(raw), params.train_baseline(raw)
+    # Before any TensorFlow op: MultiWorkerMirroredStrategy can only be created then.
+    dist = distributed.setup(base.strategy, base.mixed_precision)
     set_determinism(base.seed, base.deterministic)
-    model = build_baseline(base.image_size, **asdict(p.cnn))
+    with dist.scope():
+        model = build_baseline(base.image_size, **asdict(p.cnn))
     run_stage(STAGE, model, [Phase("train", p.fit.epochs, p.fit.learning_rate)], base=base,
               batch_size=p.fit.batch_size, patience=p.fit.patience,
               augment=with_domain_randomization(basic_augment if p.augment == "basic" else None, base.domain),
-              use_class_weight=p.fit.class_weight)
+              use_class_weight=p.fit.class_weight, distribution=dist)
 
 
 if __name__ == "__main__":

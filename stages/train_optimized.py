@@ -7,7 +7,7 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import params, paths  # noqa: E402
+from cosmic import distributed, params, paths  # noqa: E402
 from cosmic.augment import AlbumentationsBatch, with_domain_randomization  # noqa: E402
 from cosmic.models import build_baseline  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -22,14 +22,17 @@ def main() -> None:
     setup_logging()
     raw = params.load()
     base, p = params.base(raw), params.train_optimized(raw)
+    # Before any TensorFlow op: MultiWorkerMirroredStrategy can only be created then.
+    dist = distributed.setup(base.strategy, base.mixed_precision)
     set_determinism(base.seed, base.deterministic)
     best = read_json(paths.BEST_HPARAMS)
     kwargs, learning_rate = builder_args(best)
-    model = build_baseline(base.image_size, name="optimized_cnn", **kwargs)
+    with dist.scope():
+        model = build_baseline(base.image_size, name="optimized_cnn", **kwargs)
     run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, batch_size=p.batch_size,
               patience=p.patience, augment=with_domain_randomization(AlbumentationsBatch(p.augment).tf_apply, base.domain),
               use_class_weight=p.class_weight,
-              record={"hyperparameters": best["hyperparameters"]})
+              record={"hyperparameters": best["hyperparameters"]}, distribution=dist)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ _Loader.add_implicit_resolver(
 # Every key params.yaml may hold: a nested dict is a nested mapping, None a leaf value.
 _FIT = dict.fromkeys(("batch_size", "epochs", "patience", "learning_rate", "class_weight"))
 SCHEMA: dict[str, Any] = {
-    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic")),
+    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic", "threads")),
              "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
                                                     "noise", "saturation"))},
     "fetch": {"source": None, "kaggle_dir": None, "synthetic": dict.fromkeys(("n_images", "seed", "workers"))},
@@ -216,6 +216,7 @@ class Base:
     class_names: tuple[str, str]
     deterministic: bool
     domain: DomainRandomization | None  # None: domain randomisation is off
+    threads: int  # TensorFlow's intra- and inter-op threads; 0: its default (cosmic/determinism.py)
 
 
 def _domain(s: _Section) -> DomainRandomization | None:
@@ -246,7 +247,8 @@ def base(raw: Mapping[str, Any]) -> Base:
     if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n for n in names)
             and names[0] != names[1]):
         raise s.fail("class_names", names, "two distinct names, [elliptical-like, spiral-like]")
-    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"), _domain(s))
+    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"), _domain(s),
+                s.integer("threads", 0, 1024))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ the project's code with the tests' tiny params, a first `dvc repro`, committed),
 `base.seed` (so every configuration re-runs the same stages, filter to evaluate, on the same amount
 of data) and times `dvc queue start -j JOBS` until both have finished. Tiny experiments are mostly
 start-up (Python, TensorFlow import, model building), which runs in parallel well; full-size
-training is compute-bound, so there -j 2 on 2 cores gains much less.
+training is compute-bound, so there -j 2 on 2 cores should gain much less (not measured).
 """
 
 from __future__ import annotations

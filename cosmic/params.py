@@ -36,8 +36,8 @@ _Loader.add_implicit_resolver(
 # Every key params.yaml may hold: a nested dict is a nested mapping, None a leaf value.
 _FIT = dict.fromkeys(("batch_size", "patience", "class_weight", "augment"))
 SCHEMA: dict[str, Any] = {
-    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic", "strategy",
-                              "mixed_precision")),
+    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic", "threads",
+                              "strategy", "mixed_precision")),
              "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
                                                     "noise", "saturation"))},
     "fetch": {"source": None, "kaggle_dir": None, "synthetic": dict.fromkeys(("n_images", "seed", "workers"))},
@@ -218,6 +218,7 @@ class Base:
     class_names: tuple[str, str]
     deterministic: bool
     domain: DomainRandomization | None  # None: domain randomisation is off
+    threads: int  # TensorFlow's intra- and inter-op threads; 0: its default (cosmic/determinism.py)
     strategy: str = "default"  # tf.distribute strategy of the training stages (cosmic/distributed.py)
     mixed_precision: bool = False
 
@@ -252,7 +253,7 @@ def base(raw: Mapping[str, Any]) -> Base:
             and names[0] != names[1]):
         raise s.fail("class_names", names, "two distinct names, [elliptical-like, spiral-like]")
     return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"), _domain(s),
-                s.choice("strategy", STRATEGIES), s.boolean("mixed_precision"))
+                s.integer("threads", 0, 1024), s.choice("strategy", STRATEGIES), s.boolean("mixed_precision"))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def build_baseline(image_size: int, filters: tuple[int, ...] = (32, 64, 128), ke
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="p_spiral")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype=output_dtype(), name="p_spiral")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -50,6 +50,16 @@ def tuned_baseline(image_size: int, best: dict, source: Path, name: str = "optim
         raise ValueError(f"{source} has no 'model' builder arguments and 'learning_rate'; it was written by an "
                          "older tune stage: re-run it (dvc repro tune)")
     return build_baseline(image_size, name=name, **best["model"]), float(best["learning_rate"])
+
+
+def output_dtype() -> str | None:
+    """dtype of the output layer: float32 under a mixed global policy (base.mixed_precision).
+
+    A float16 sigmoid saturates and its cross-entropy loses precision. Under the float32 default
+    this is None, i.e. the global policy object shared by every layer: an explicit "float32" would
+    be a separate object in the saved config.json and change the .keras bytes.
+    """
+    return "float32" if keras.mixed_precision.global_policy().name != "float32" else None
 
 
 SCRATCH_BN_MOMENTUM = 0.9
@@ -95,7 +105,7 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
     x = base(x, training=False if freeze_base else None)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", name="p_spiral")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype=output_dtype(), name="p_spiral")(x)
     return keras.Model(inputs, outputs, name=name), base
 
 

@@ -14,6 +14,7 @@ import yaml
 
 PARAMS_FILE = Path("params.yaml")
 TUNERS = ("random", "bayesian", "hyperband")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 class ParamError(ValueError):
@@ -35,7 +36,8 @@ _Loader.add_implicit_resolver(
 # Every key params.yaml may hold: a nested dict is a nested mapping, None a leaf value.
 _FIT = dict.fromkeys(("batch_size", "patience", "class_weight", "augment"))
 SCHEMA: dict[str, Any] = {
-    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic")),
+    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic", "threads",
+                              "strategy", "mixed_precision")),
              "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
                                                     "noise", "saturation"))},
     "fetch": {"source": None, "kaggle_dir": None, "synthetic": dict.fromkeys(("n_images", "seed", "workers"))},
@@ -50,7 +52,7 @@ SCHEMA: dict[str, Any] = {
         "input_size", "weights", "on_missing_weights", "alpha", "dropout", "learning_rate", "head_epochs",
         "fine_tune_layers", "fine_tune_lr", "fine_tune_epochs"))},
     "tune": {**dict.fromkeys(("tuner", "max_trials", "epochs_per_trial", "batch_size", "augment", "objective",
-                              "kernel_size")),
+                              "kernel_size", "workers", "timeout")),
              "space": {"dense_units": None, "dropout": dict.fromkeys(("min", "max", "step")),
                        "learning_rate": dict.fromkeys(("min", "max", "sampling"))}},
     "train_optimized": {**_FIT, "epochs": None},
@@ -216,6 +218,9 @@ class Base:
     class_names: tuple[str, str]
     deterministic: bool
     domain: DomainRandomization | None  # None: domain randomisation is off
+    threads: int  # TensorFlow's intra- and inter-op threads; 0: its default (cosmic/determinism.py)
+    strategy: str = "default"  # tf.distribute strategy of the training stages (cosmic/distributed.py)
+    mixed_precision: bool = False
 
 
 def _domain(s: _Section) -> DomainRandomization | None:
@@ -247,7 +252,8 @@ def base(raw: Mapping[str, Any]) -> Base:
     if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n for n in names)
             and names[0] != names[1]):
         raise s.fail("class_names", names, "two distinct names, [elliptical-like, spiral-like]")
-    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"), _domain(s))
+    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"), _domain(s),
+                s.integer("threads", 0, 1024), s.choice("strategy", STRATEGIES), s.boolean("mixed_precision"))
 
 
 @dataclass(frozen=True)
@@ -474,6 +480,8 @@ class Tune:
     space: SearchSpace
     batch_size: int
     augmentation: Augmentation
+    workers: int = 1  # >= 2: KerasTuner chief + this many worker processes (cosmic/distributed.py)
+    timeout: int = 7200  # seconds for a distributed search, chief and workers included
 
 
 def tune(raw: Mapping[str, Any]) -> Tune:
@@ -496,7 +504,7 @@ def tune(raw: Mapping[str, Any]) -> Tune:
     objective = s.choice("objective", ("val_accuracy", "val_loss", "val_auc"))
     return Tune(s.choice("tuner", TUNERS), s.integer("max_trials", 1), s.integer("epochs_per_trial", 1), objective,
                 s.integer("kernel_size", 1, 15), space, s.integer("batch_size", 1, 4096),
-                _augmentation(raw, s, _ALL_AUGMENTS))
+                _augmentation(raw, s, _ALL_AUGMENTS), s.integer("workers", 1, 256), s.integer("timeout", 1))
 
 
 @dataclass(frozen=True)

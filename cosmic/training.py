@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -161,20 +162,27 @@ def load_train_val(base: Base) -> tuple[Arrays, Arrays]:
 
 
 def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base, fit_params: Fit,
-              record: dict | None = None) -> dict:
+              record: dict | None = None, distribution=None) -> dict:
     """Everything a training stage does after building its model: fit, save, write metrics.
 
     Writes models/<stage>.keras (with its preprocessing record and, under "training", how it
     was trained: phases, learning rates and the stage's `record`), the per-epoch DVCLive logs
     under plots/training/<stage>/, and metrics/<stage>.json (numbers only, for DVC).
+
+    With a `distribution` (cosmic.distributed.Distribution, whose scope the stage built the model
+    in), compiling and fitting happen in its scope, `batch_size` is the global batch split over its
+    replicas, and only its chief writes here (other workers write to a temp dir removed at exit).
     """
+    root = distribution.output_root() if distribution is not None else Path(".")
     train, val = load_train_val(base)
     log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
              model.count_params())
-    result = fit(model, train, val, phases=phases, batch_size=fit_params.batch_size, patience=fit_params.patience,
-                 seed=base.seed, augment=stage_augment(fit_params.augmentation, base.domain),
-                 use_class_weight=fit_params.class_weight, live_dir=paths.training_log(stage))
-    model_path = paths.model_file(stage)
+    with distribution.scope() if distribution is not None else nullcontext():
+        result = fit(model, train, val, phases=phases, batch_size=fit_params.batch_size,
+                     patience=fit_params.patience, seed=base.seed,
+                     augment=stage_augment(fit_params.augmentation, base.domain),
+                     use_class_weight=fit_params.class_weight, live_dir=root / paths.training_log(stage))
+    model_path = root / paths.model_file(stage)
     training = {"stage": stage, "phases": result["phases"], **(record or {})}
     save_model(model, model_path,
                {**preprocessing_record(base.crop_size, base.image_size, base.class_names), "training": training})
@@ -182,6 +190,6 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
                "epochs_run_by_phase": {name: ph["epochs_run"] for name, ph in result["phases"].items()},
                **model_summary(model, model_path), "n_train": int(len(train.labels)),
                "n_val": int(len(val.labels))}
-    write_json(paths.stage_metrics(stage), metrics)
+    write_json(root / paths.stage_metrics(stage), metrics)
     log.info("%s: val %s after %d epochs -> %s", stage, result["val"], result["epochs_run"], model_path)
     return metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -53,11 +54,16 @@ class HyperModel:
 
 
 def make_tuner(kind: str, hypermodel: HyperModel, objective: str, max_trials: int, epochs: int, seed: int,
-               directory: Path) -> kt.Tuner:
-    """A fresh tuner of the given kind (any previous search in `directory` is discarded)."""
-    shutil.rmtree(directory, ignore_errors=True)
+               directory: Path, fresh: bool = True) -> kt.Tuner:
+    """A fresh tuner of the given kind (any previous search in `directory` is discarded).
+
+    In a distributed search (`fresh=False`) the chief and its workers share `directory`, which
+    the stage cleared before starting them, so none of them removes the others' files.
+    """
+    if fresh:
+        shutil.rmtree(directory, ignore_errors=True)
     common = {"objective": kt.Objective(objective, OBJECTIVE_DIRECTION[objective]), "seed": seed,
-              "directory": str(directory.parent), "project_name": directory.name, "overwrite": True}
+              "directory": str(directory.parent), "project_name": directory.name, "overwrite": fresh}
     if kind == "random":
         return kt.RandomSearch(hypermodel, max_trials=max_trials, **common)
     if kind == "bayesian":
@@ -94,8 +100,7 @@ def run_search(tuner: kt.Tuner, hypermodel: HyperModel, train_ds, val_ds, epochs
     Raises:
         RuntimeError: if no trial finished with a score.
     """
-    tuner.search(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, verbose=2,
-                 callbacks=[keras.callbacks.TerminateOnNaN()])
+    search(tuner, train_ds, val_ds, epochs)
     make_oracle_file_reproducible(Path(tuner.project_dir))
     table = trials_table(tuner)
     if table["score"].isna().all():
@@ -105,6 +110,16 @@ def run_search(tuner: kt.Tuner, hypermodel: HyperModel, train_ds, val_ds, epochs
     record = {"model": model_args, "learning_rate": learning_rate, "hyperparameters": best.hyperparameters.values,
               "objective": objective, "score": round(float(best.score), 6), "trial": best.trial_id, "tuner": kind}
     return table, record
+
+
+def search(tuner: kt.Tuner, train_ds, val_ds, epochs: int) -> None:
+    """Run the tuner's search (in a distributed search: serve the oracle on the chief, run trials on a worker)."""
+    tuner.search(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, verbose=2,
+                 callbacks=[keras.callbacks.TerminateOnNaN()])
+    if os.environ.get("KERASTUNER_TUNER_ID") == "chief":
+        # The chief's oracle saves oracle.json before it forgets a trial ended by a worker, and
+        # nothing saves it after the last one; in-process searches save it at every trial's end.
+        tuner.oracle.save()
 
 
 def log_trials(table: pd.DataFrame, objective: str, live_dir: Path) -> None:

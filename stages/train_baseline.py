@@ -8,7 +8,7 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import params  # noqa: E402
+from cosmic import distributed, params  # noqa: E402
 from cosmic.models import build_baseline  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -22,9 +22,13 @@ def main() -> None:
     setup_logging()
     raw = params.load()
     base, p = params.base(raw), params.train_baseline(raw)
+    # Before any TensorFlow op: MultiWorkerMirroredStrategy can only be created then.
+    dist = distributed.setup(base.strategy, base.mixed_precision)
     set_determinism(base.seed, base.deterministic)
-    model = build_baseline(base.image_size, **asdict(p.cnn))
-    run_stage(STAGE, model, [Phase("train", p.epochs, p.learning_rate)], base=base, fit_params=p.fit)
+    with dist.scope():
+        model = build_baseline(base.image_size, **asdict(p.cnn))
+    run_stage(STAGE, model, [Phase("train", p.epochs, p.learning_rate)], base=base, fit_params=p.fit,
+              distribution=dist)
 
 
 if __name__ == "__main__":

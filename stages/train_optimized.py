@@ -7,7 +7,7 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import params, paths  # noqa: E402
+from cosmic import distributed, params, paths  # noqa: E402
 from cosmic.models import tuned_baseline  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -21,11 +21,14 @@ def main() -> None:
     setup_logging()
     raw = params.load()
     base, p = params.base(raw), params.train_optimized(raw)
+    # Before any TensorFlow op: MultiWorkerMirroredStrategy can only be created then.
+    dist = distributed.setup(base.strategy, base.mixed_precision)
     set_determinism(base.seed, base.deterministic)
     best = read_json(paths.BEST_HPARAMS)
-    model, learning_rate = tuned_baseline(base.image_size, best, paths.BEST_HPARAMS)
+    with dist.scope():
+        model, learning_rate = tuned_baseline(base.image_size, best, paths.BEST_HPARAMS)
     run_stage(STAGE, model, [Phase("train", p.epochs, learning_rate)], base=base, fit_params=p.fit,
-              record={"hyperparameters": best["hyperparameters"]})
+              record={"hyperparameters": best["hyperparameters"]}, distribution=dist)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import params  # noqa: E402
+from cosmic import distributed, params  # noqa: E402
 from cosmic.models import build_transfer  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -22,15 +22,19 @@ def main() -> None:
     setup_logging()
     raw = params.load()
     base, p = params.base(raw), params.train_transfer(raw)
+    # Before any TensorFlow op: MultiWorkerMirroredStrategy can only be created then.
+    dist = distributed.setup(base.strategy, base.mixed_precision)
     set_determinism(base.seed, base.deterministic)
     weights = resolve_mobilenet_weights(p.weights, p.alpha, p.input_size, p.on_missing_weights)
-    model, backbone = build_transfer(base.image_size, p.input_size, p.alpha, p.dropout, weights.path,
-                                     freeze_base=weights.pretrained)
+    with dist.scope():
+        model, backbone = build_transfer(base.image_size, p.input_size, p.alpha, p.dropout, weights.path,
+                                         freeze_base=weights.pretrained)
     phases = transfer_schedule(backbone, weights.pretrained, p.head_epochs, p.learning_rate,
                                p.fine_tune_epochs, p.fine_tune_lr, p.fine_tune_layers)
     run_stage(STAGE, model, phases, base=base, fit_params=p.fit,
               record={**weights.as_record(), "input_size": p.input_size,
-                      "schedule": "head + fine_tune" if weights.pretrained else "scratch"})
+                      "schedule": "head + fine_tune" if weights.pretrained else "scratch"},
+              distribution=dist)
 
 
 if __name__ == "__main__":

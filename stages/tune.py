@@ -8,13 +8,13 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import params, paths, plots  # noqa: E402
+from cosmic import distributed, params, paths, plots  # noqa: E402
 from cosmic.augment import stage_augment  # noqa: E402
 from cosmic.data import make_dataset  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import TrainingError, load_train_val, set_determinism  # noqa: E402
-from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search  # noqa: E402
+from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search, search  # noqa: E402
 from cosmic.utils import setup_logging, write_json  # noqa: E402
 
 STAGE = "tune"
@@ -25,6 +25,10 @@ def main() -> None:
     setup_logging()
     raw = params.load()
     base, p = params.base(raw), params.tune(raw)
+    if distributed.supervise_search("stages.tune", p.workers, p.timeout, paths.TUNER_WORKDIR):
+        return  # the chief, a child process running this script, wrote the outputs below
+    role = distributed.tuner_role()  # None: an in-process search; else KerasTuner's chief or a worker
+    distributed.set_precision(base.mixed_precision)
     set_determinism(base.seed, base.deterministic)
     train, val = load_train_val(base)
     augment = stage_augment(p.augmentation, base.domain)
@@ -33,7 +37,10 @@ def main() -> None:
 
     hypermodel = HyperModel(base.image_size, p.space, p.kernel_size)
     tuner = make_tuner(p.tuner, hypermodel, p.objective, p.max_trials, p.epochs_per_trial, base.seed,
-                       paths.TUNER_WORKDIR)
+                       paths.TUNER_WORKDIR, fresh=role is None)
+    if role not in (None, distributed.CHIEF):
+        search(tuner, train_ds, val_ds, p.epochs_per_trial)  # a worker: the chief holds the trials and the results
+        return
     try:
         table, best = run_search(tuner, hypermodel, train_ds, val_ds, p.epochs_per_trial, p.objective, p.tuner)
     except RuntimeError as e:

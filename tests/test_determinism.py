@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -115,3 +116,92 @@ def test_stage_scripts_apply_it_before_importing_tensorflow(stage):
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and "imported before" not in done.stderr, done.stderr[-3000:]
+
+
+THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+@pytest.fixture
+def clean_cpu_env(monkeypatch):
+    for key in {*determinism.DETERMINISTIC_ENV, *THREAD_VARS}:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+
+
+def test_threads_zero_keeps_the_deterministic_settings_and_tensorflows_inter_op_default(clean_cpu_env):
+    # Exactly the settings of the committed run, from before base.threads existed.
+    assert determinism.DETERMINISTIC_ENV == determinism.deterministic_env(0) == {
+        "TF_ENABLE_ONEDNN_OPTS": "0", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0", "ONEDNN_MAX_CPU_ISA": "AVX",
+        "TF_NUM_INTRAOP_THREADS": "2"}
+    assert determinism.apply_cpu_determinism(True, threads=0)
+    assert {k: os.environ[k] for k in determinism.DETERMINISTIC_ENV} == determinism.DETERMINISTIC_ENV
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == str(determinism.INTRA_OP_THREADS)
+    assert "TF_NUM_INTEROP_THREADS" not in os.environ
+
+
+def test_threads_set_both_pools_with_and_without_determinism(clean_cpu_env):
+    assert determinism.apply_cpu_determinism(True, threads=3)
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == os.environ["TF_NUM_INTEROP_THREADS"] == "3"
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX"
+    # Reproducible per thread count: the checks that know the count demand it; the generic one accepts it.
+    assert determinism.cpu_settings_applied(3) and determinism.cpu_settings_applied()
+    assert not determinism.cpu_settings_applied(0) and not determinism.cpu_settings_applied(4)
+
+    for key in {*determinism.DETERMINISTIC_ENV, *THREAD_VARS}:
+        os.environ.pop(key)
+    assert not determinism.apply_cpu_determinism(False, threads=1)
+    assert {k: os.environ.get(k) for k in THREAD_VARS} == dict.fromkeys(THREAD_VARS, "1")
+    assert "ONEDNN_MAX_CPU_ISA" not in os.environ and not determinism.cpu_settings_applied()
+    with pytest.raises(ValueError, match="threads is -1"):
+        determinism.thread_env(-1)
+
+
+def test_threads_after_tensorflow_warns(clean_cpu_env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow", object())
+    with pytest.warns(RuntimeWarning, match="base.threads: TensorFlow keeps the thread counts"):
+        assert not determinism.apply_cpu_determinism(False, threads=2)
+    assert "TF_NUM_INTEROP_THREADS" not in os.environ
+
+
+def test_params_threads_reach_the_environment(tmp_path, clean_cpu_env):
+    text = (REPO / "params.yaml").read_text()
+    assert "\n  threads: 0\n" in text
+    four = tmp_path / "four.yaml"
+    four.write_text(text.replace("\n  threads: 0\n", "\n  threads: 4\n"))
+    assert determinism.apply_from_params(four) and determinism.cpu_settings_applied(4)
+
+
+# How many threads TensorFlow runs after a matrix product and a convolution, with base.threads applied
+# through params.yaml: its inter-op pool threads are named tf_Compute; its intra-op (Eigen) threads
+# are unnamed, so they are counted as the rest.
+THREAD_COUNT_SCRIPT = """
+import collections, json, os, sys
+from cosmic.determinism import apply_from_params
+assert apply_from_params(sys.argv[1])
+import tensorflow as tf
+a = tf.random.normal((256, 256))
+tf.matmul(a, a)
+tf.nn.conv2d(tf.random.normal((4, 32, 32, 3)), tf.random.normal((3, 3, 3, 8)), 1, "SAME")
+names = collections.Counter(open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task"))
+print(json.dumps({"inter": names["tf_Compute"], "total": sum(names.values())}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_tensorflow_runs_the_thread_counts_of_base_threads(tmp_path):
+    """TF 2.21 honours TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (its tf.config getters report 0)."""
+    text = (REPO / "params.yaml").read_text()
+    env = {k: v for k, v in os.environ.items() if k not in {*determinism.DETERMINISTIC_ENV, *THREAD_VARS}}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    counts = {}
+    for n in (1, 3):
+        path = tmp_path / f"threads{n}.yaml"
+        path.write_text(text.replace("\n  threads: 0\n", f"\n  threads: {n}\n"))
+        done = subprocess.run([sys.executable, "-c", THREAD_COUNT_SCRIPT, str(path)], env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        counts[n] = json.loads(done.stdout.splitlines()[-1])
+    assert counts[1]["inter"] == 1 and counts[3]["inter"] == 3, counts
+    # Two more inter-op and two more intra-op threads; everything else TensorFlow starts is the same.
+    assert counts[3]["total"] - counts[1]["total"] == 4, counts

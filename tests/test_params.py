@@ -44,6 +44,8 @@ def _with(section: str, key: str, value):
         ("base", "crop_size", 4, r"'base.crop_size' is 4"),
         ("base", "class_names", ["a"], r"'base.class_names' is \['a'\]"),
         ("base", "deterministic", "yes", r"'base.deterministic' is 'yes'; expected true or false"),
+        ("base", "threads", -1, r"'base.threads' is -1; expected an integer in \[0, 1024\]"),
+        ("base", "threads", 1.5, r"'base.threads' is 1.5; expected an integer"),
         ("fetch", "source", "web", r"'fetch.source' is 'web'; expected one of synthetic, kaggle"),
         ("fetch", "synthetic.n_images", 0, r"'fetch.synthetic.n_images' is 0"),
         ("filter", "threshold", 1.0, r"'filter.threshold' is 1.0"),

@@ -1,0 +1,293 @@
+"""Scaling out on this machine: what distributed tuning, distributed training and parallel experiments buy.
+
+Usage:
+  python benchmarks/bench_scale.py tune  [--n-images 600] [--image-size 48] [--trials 4] [--epochs 2]
+  python benchmarks/bench_scale.py train [--n-images 600] [--image-size 48] [--epochs 3]
+  python benchmarks/bench_scale.py queue [--configs 1:0 2:0 2:1] [--keep]
+
+`tune` runs the tune stage (`tune.workers` 1, then 2 local KerasTuner workers plus their chief) and
+reports trials per hour; `train` runs train_baseline with `base.strategy` default (one process),
+then multi_worker (two local processes, TF_CONFIG on 127.0.0.1) and reports training images per
+second. Both use a small synthetic set that the real data stages prepare in a temporary directory,
+with the repository's params.yaml shrunk by the options. Times are whole stage runs, TensorFlow
+start-up included (the same for every row), so they are what `dvc repro` would see.
+
+`queue` builds a temporary git + DVC repository as the e2e tests do (tests/test_dvc_workflows.py:
+the project's code with the tests' tiny params, a first `dvc repro`, committed), then for each
+`JOBS:THREADS` configuration queues two experiments with `base.threads=THREADS` and their own
+`base.seed` (so every configuration re-runs the same stages, filter to evaluate, on the same amount
+of data) and times `dvc queue start -j JOBS` until both have finished. Tiny experiments are mostly
+start-up (Python, TensorFlow import, model building), which runs in parallel well; full-size
+training is compute-bound, so there -j 2 on 2 cores should gain much less (not measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' fixture helpers, when run as `python benchmarks/bench_scale.py`
+
+from cosmic.determinism import DETERMINISTIC_ENV  # noqa: E402
+from tests.conftest import tiny_params  # noqa: E402
+from tests.test_dvc_workflows import QUEUED, _copy_project, _queue_rows  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+POLL_S = 3.0
+QUEUE_TIMEOUT_S = 3600
+
+
+def cpu_description() -> str:
+    """CPU model (from /proc/cpuinfo), usable cores and the 1-minute load when measured."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores usable ({os.cpu_count()} online)"
+
+
+def _env() -> dict[str, str]:
+    # What a user's shell has: none of the settings the stages make themselves (base.deterministic,
+    # base.threads), none of this interpreter's PYTHONPATH or git state.
+    drop = {*DETERMINISTIC_ENV, "TF_NUM_INTEROP_THREADS", "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("GIT_")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", DVC_NO_ANALYTICS="1", PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
+class Repo:
+    def __init__(self, root: Path):
+        self.root, self.env = root, _env()
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+        if check and done.returncode != 0:
+            sys.exit(f"$ {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return done
+
+    def dvc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run(str(VENV_BIN / "dvc"), *args, check=check)
+
+    def start_queue(self, jobs: int) -> None:
+        """`dvc queue start -j jobs`, its output in a file: the workers it forks inherit its stdout and
+        stderr, so with pipes it would seem to run until the last worker exits."""
+        with tempfile.TemporaryFile("w+") as out:
+            done = subprocess.run([str(VENV_BIN / "dvc"), "queue", "start", "-j", str(jobs)], cwd=self.root,
+                                  env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            out.seek(0)
+            if done.returncode != 0:
+                sys.exit(f"dvc queue start -j {jobs} failed:\n{out.read()[-3000:]}")
+
+
+def build_repo(root: Path) -> Repo:
+    """The e2e fixture's repository: project code, tiny params, DVC config, a first `dvc repro`, committed."""
+    _copy_project(root)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    repo = Repo(root)
+    repo.run("git", "init", "-q", "-b", "main")
+    for key, value in (("user.name", "bench"), ("user.email", "bench@example.invalid"), ("commit.gpgsign", "false")):
+        repo.run("git", "config", key, value)
+    repo.dvc("init", "-q")
+    shutil.copy2(REPO / ".dvc" / "config", root / ".dvc" / "config")
+    shutil.copy2(REPO / ".dvcignore", root / ".dvcignore")
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-q", "-m", "tiny project")
+    start = time.monotonic()
+    repo.dvc("repro")
+    print(f"first tiny dvc repro: {time.monotonic() - start:.0f} s", flush=True)
+    repo.run("git", "add", "-A")
+    repo.run("git", "commit", "-q", "-m", "first dvc repro")
+    return repo
+
+
+def time_queue(repo: Repo, jobs: int, threads: int, seeds: tuple[int, int]) -> float:
+    """Wall seconds of `dvc queue start -j jobs` running two experiments with `threads`, to the last finish."""
+    names = []
+    for seed in seeds:
+        done = repo.dvc("exp", "run", "--queue", "-S", f"base.threads={threads}", "-S", f"base.seed={seed}")
+        names += QUEUED.findall(done.stdout + done.stderr)
+    if len(names) != len(seeds):
+        sys.exit(f"expected {len(seeds)} queued experiments, got {names}")
+    start = time.monotonic()
+    repo.start_queue(jobs)
+    while time.monotonic() - start < QUEUE_TIMEOUT_S:
+        time.sleep(POLL_S)
+        rows = _queue_rows(repo.dvc("queue", "status"))
+        if all(rows.get(n) not in (None, "Queued", "Running") for n in names):
+            break
+    else:
+        sys.exit(f"queue not finished after {QUEUE_TIMEOUT_S} s")
+    seconds = time.monotonic() - start
+    failed = [n for n in names if rows.get(n) != "Success"]
+    if failed:
+        logs = "\n".join(repo.dvc("queue", "logs", n, check=False).stdout[-3000:] for n in failed)
+        sys.exit(f"experiments failed: {rows}\n{logs}")
+    return seconds
+
+
+def queue(args: argparse.Namespace) -> None:
+    configs = []
+    for text in args.configs:
+        try:
+            jobs, threads = (int(x) for x in text.split(":"))
+        except ValueError:
+            sys.exit(f"--configs: {text!r} is not JOBS:THREADS (e.g. 2:1)")
+        if jobs < 1 or threads < 0:
+            sys.exit(f"--configs: {text!r} needs JOBS >= 1 and THREADS >= 0")
+        configs.append((jobs, threads))
+
+    print(f"CPU: {cpu_description()}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    repo = build_repo(tmp / "repo")
+    results = []
+    try:
+        for i, (jobs, threads) in enumerate(configs):
+            load = os.getloadavg()[0]
+            seconds = time_queue(repo, jobs, threads, seeds=(1000 + 2 * i, 1001 + 2 * i))
+            results.append((jobs, threads, seconds, load))
+            print(f"-j {jobs}, base.threads={threads}: {seconds:.0f} s (load before: {load:.1f})", flush=True)
+    finally:
+        repo.dvc("queue", "stop", "--kill", check=False)
+        if args.keep:
+            print(f"kept {repo.root}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    first = results[0][2]
+    print(f"\nTwo tiny experiments (filter..evaluate each), {cpu_description()}:")
+    print("| dvc queue start | base.threads | wall s | vs first row | 1-min load before |")
+    print("|---|---|---|---|---|")
+    for jobs, threads, seconds, load in results:
+        print(f"| -j {jobs} | {threads} | {seconds:.0f} | {first / seconds:.2f}x | {load:.1f} |")
+
+
+def _stage_env(**extra) -> dict:
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def _stage(name: str, cwd: Path, **extra_env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", f"stages.{name}"], cwd=cwd, env=_stage_env(**extra_env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            sys.exit(f"a stage failed (exit code {p.returncode}):\n{err[-3000:]}")
+
+
+def prepare(root: Path, args) -> dict:
+    """A workspace with data/processed of `args.n_images` synthetic galaxies; returns its params."""
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    p["fetch"]["synthetic"].update(n_images=args.n_images, workers=2)
+    p["base"]["image_size"] = args.image_size
+    p["filter"]["n_sample_images"] = 2
+    (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    for name in ("fetch", "filter", "split", "preprocess"):
+        _wait([_stage(name, root)])
+    return p
+
+
+def _write(root: Path, p: dict) -> None:
+    (root / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def bench_tune(root: Path, p: dict, args) -> list[tuple[str, str]]:
+    p["tune"].update(max_trials=args.trials, epochs_per_trial=args.epochs, timeout=3600)
+    rows = []
+    for workers in (1, 2):
+        p["tune"]["workers"] = workers
+        _write(root, p)
+        start = time.monotonic()
+        _wait([_stage("tune", root)])
+        seconds = time.monotonic() - start
+        n = json.loads((root / "metrics/tune.json").read_text())["n_trials"]
+        label = "in-process (tune.workers 1)" if workers == 1 else f"chief + {workers} workers (tune.workers {workers})"
+        rows.append((label, f"{n} trials in {seconds:.0f} s = {n / seconds * 3600:.0f} trials/h"))
+    return rows
+
+
+def bench_train(root: Path, p: dict, args) -> list[tuple[str, str]]:
+    from cosmic.distributed import free_port  # imports TensorFlow: only here
+
+    p["train_baseline"].update(epochs=args.epochs, patience=args.epochs)
+    rows = []
+    for strategy in ("default", "multi_worker"):
+        p["base"]["strategy"] = strategy
+        _write(root, p)
+        start = time.monotonic()
+        if strategy == "default":
+            _wait([_stage("train_baseline", root)])
+        else:
+            cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+            _wait([_stage("train_baseline", root,
+                          TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+                   for i in range(2)])
+        seconds = time.monotonic() - start
+        m = json.loads((root / "metrics/train_baseline.json").read_text())
+        images = m["n_train"] * m["epochs_run"]
+        label = "default (1 process)" if strategy == "default" else "multi_worker (2 local processes)"
+        rows.append((label, f"{images} images in {seconds:.0f} s = {images / seconds:.1f} images/s "
+                            f"(val accuracy {m['val']['accuracy']:.3f})"))
+    return rows
+
+
+def stages(args: argparse.Namespace) -> None:
+    """`tune` or `train`: the stage timed in a temporary workspace with a small synthetic data set."""
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        root = Path(tmp)
+        params = prepare(root, args)
+        rows = (bench_tune if args.command == "tune" else bench_train)(root, params, args)
+        n_train = json.loads((root / "data/processed/meta.json").read_text())["counts"]["train"]
+    print(f"\n{args.command}: {n_train} training images of {args.image_size} px; CPU: {cpu_description()}")
+    width = max(len(r[0]) for r in rows)
+    for label, result in rows:
+        print(f"  {label:<{width}}  {result}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    # --- queue: parallel DVC experiments (dvc queue start -j N, base.threads) ---
+    q = sub.add_parser("queue", help="wall time of two tiny queued experiments with -j 1 vs -j 2")
+    q.add_argument("--configs", nargs="+", default=["1:0", "2:0", "2:1"], metavar="JOBS:THREADS",
+                   help="dvc queue start -j JOBS with base.threads=THREADS (default: 1:0 2:0 2:1)")
+    q.add_argument("--keep", action="store_true", help="keep the temporary repository")
+    q.set_defaults(func=queue)
+
+    # --- tune: KerasTuner's chief/worker search; train: tf.distribute strategies ---
+    tune = sub.add_parser("tune", help="trials/hour of the tune stage with 1 and 2 local KerasTuner workers")
+    tune.add_argument("--trials", type=int, default=4)
+    tune.add_argument("--epochs", type=int, default=2, help="epochs per trial")
+    train = sub.add_parser("train", help="images/s of train_baseline with base.strategy default vs multi_worker")
+    train.add_argument("--epochs", type=int, default=3)
+    for p in (tune, train):
+        p.add_argument("--n-images", type=int, default=600, help="synthetic images generated (before filtering)")
+        p.add_argument("--image-size", type=int, default=48)
+        p.set_defaults(func=stages)
+
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

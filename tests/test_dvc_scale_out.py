@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from cosmic.kaggle_format import IMAGES_DIR
-from tests.test_dvc_workflows import (DVC, QUEUED, STAGES, T_CMD, T_REPRO, Project, _exp_revs,  # noqa: F401
-                                      _metric, _params, _ran_and_skipped, _tail, _wait_for_queue, project)
+from tests.test_dvc_workflows import (QUEUED, STAGES, T_REPRO, Project, _exp_revs,  # noqa: F401
+                                      _metric, _params, _ran_and_skipped, _tail, _wait_for_queue, project,
+                                      start_queue)
 
 pytestmark = pytest.mark.e2e
 
@@ -39,17 +38,6 @@ def _log_span(log: str) -> tuple[datetime, datetime]:
     return min(stamps), max(stamps)
 
 
-def _start_queue(project: Project, jobs: int) -> None:
-    """`dvc queue start -j jobs`, its output in a file: the workers it forks inherit its stdout and stderr,
-    so with pipes (Project.run) it would seem to run until the last worker exits."""
-    with tempfile.TemporaryFile("w+") as out:
-        done = subprocess.run([str(DVC), "queue", "start", "-j", str(jobs)], cwd=project.root, env=project.env,
-                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=T_CMD)
-        out.seek(0)
-        text = out.read()
-    assert done.returncode == 0 and f"Started '{jobs}' new experiments" in text, text
-
-
 def test_queue_runs_two_experiments_at_once(project):
     head = project.head()
     names = []
@@ -59,7 +47,7 @@ def test_queue_runs_two_experiments_at_once(project):
     assert len(names) == len(PARALLEL_EPOCHS), names
 
     start = time.monotonic()
-    _start_queue(project, 2)
+    start_queue(project, 2)
     rows = _wait_for_queue(project, names)
     project.timings["dvc queue start -j 2 (2 exps)"] = time.monotonic() - start
     logs = {n: project.dvc("queue", "logs", n, check=False).output for n in names}

@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -466,6 +467,18 @@ def _queue_rows(status: Result) -> dict[str, str]:
     return rows
 
 
+def start_queue(project: Project, jobs: int = 1) -> None:
+    """`dvc queue start -j jobs`, its output in a file: the workers it forks inherit its stdout and stderr,
+    so with pipes (Project.run) it would seem to run until the last worker exits."""
+    with tempfile.TemporaryFile("w+") as out:
+        done = subprocess.run([str(DVC), "queue", "start", "-j", str(jobs)], cwd=project.root, env=project.env,
+                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=T_CMD)
+        out.seek(0)
+        text = out.read()
+    # Workers still alive from an earlier start are reused, so fewer than `jobs` may be new.
+    assert done.returncode == 0 and "new experiments task queue worker" in text, text
+
+
 def _wait_for_queue(project: Project, names: list[str]) -> dict[str, str]:
     """Poll `dvc queue status` until none of `names` is queued or running; their final states."""
     start = time.monotonic()
@@ -487,7 +500,7 @@ def test_queued_sweep_runs_every_experiment(project):
     assert project.porcelain() == "", "queueing changed the workspace"
 
     start = time.monotonic()
-    project.dvc("queue", "start")
+    start_queue(project)
     rows = _wait_for_queue(project, names)
     project.timings[f"queued sweep ({len(SWEEP)} exps)"] = time.monotonic() - start
 
@@ -533,7 +546,7 @@ def test_queued_experiment_reads_dvc_tracked_kaggle_files(project):
         res = project.dvc("exp", "run", "--queue", "-S", "fetch.source=kaggle")
         names = QUEUED.findall(res.output)
         assert len(names) == 1, res.describe()
-        project.dvc("queue", "start")
+        start_queue(project)
         rows = _wait_for_queue(project, names)
         if rows.get(names[0]) != "Success":
             pytest.fail(f"{rows}\n{_tail(project.dvc('queue', 'logs', names[0], check=False).output)}")

@@ -4,6 +4,7 @@ Usage:
   python benchmarks/bench_scale.py tune  [--n-images 600] [--image-size 48] [--trials 4] [--epochs 2]
   python benchmarks/bench_scale.py train [--n-images 600] [--image-size 48] [--epochs 3]
   python benchmarks/bench_scale.py queue [--configs 1:0 2:0 2:1] [--keep]
+  python benchmarks/bench_scale.py project --log repro.log [--machines 1 2 4 8]
 
 `tune` runs the tune stage (`tune.workers` 1, then 2 local KerasTuner workers plus their chief) and
 reports trials per hour; `train` runs train_baseline with `base.strategy` default (one process),
@@ -19,14 +20,22 @@ the project's code with the tests' tiny params, a first `dvc repro`, committed),
 of data) and times `dvc queue start -j JOBS` until both have finished. Tiny experiments are mostly
 start-up (Python, TensorFlow import, model building), which runs in parallel well; full-size
 training is compute-bound, so there -j 2 on 2 cores should gain much less (not measured).
+
+`project` turns a measured default run (the log of `dvc repro`, whose stages print "<stage> ran
+for N s", and the metrics files it wrote) into per-image costs and projects the Kaggle-scale run:
+24,245 kept galaxies split 70/15/15 and the README's full-scale epochs and trials, on 1 machine and
+on N. Only the search's trials are independent; training on N machines is shown at the ideal 1/N,
+a bound that leaves out the all-reduce cost (`train` measures that cost on one machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -263,6 +272,66 @@ def stages(args: argparse.Namespace) -> None:
         print(f"  {label:<{width}}  {result}")
 
 
+# The Kaggle-scale run the README's "Full-scale run" describes: the reference's 24,245 kept galaxies.
+KAGGLE_ROWS, KAGGLE_KEPT = 61_578, 24_245
+FULL_SCALE = {"train_baseline": 30, "train_transfer": 10 + 20, "train_optimized": 30,
+              "tune": (30, 10)}  # epochs; tune: (trials, epochs per trial)
+RAN_FOR = re.compile(r" (\w+) ran for ([0-9.]+) s")
+
+
+def project(args: argparse.Namespace) -> None:
+    """Per-image costs of a measured default run, projected to the Kaggle-scale run on 1 and N machines."""
+    seconds = {stage: float(s) for stage, s in RAN_FOR.findall(Path(args.log).read_text())}
+    missing = [s for s in ("filter", "preprocess", *FULL_SCALE, "evaluate") if s not in seconds]
+    if missing:
+        sys.exit(f"{args.log}: no 'ran for' line of {missing}; give the log of a full `dvc repro`")
+    metrics = {s: json.loads((REPO / "metrics" / f"{s}.json").read_text())
+               for s in ("data", "split", "train_baseline", "train_transfer", "train_optimized", "tune")}
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    split = {k: v["n"] for k, v in metrics["split"].items()}
+    fractions = {k: params["split"][k] for k in ("train", "val", "test")}
+    kaggle = {k: round(KAGGLE_KEPT * f) for k, f in fractions.items()}
+    rows = []  # stage, measured work, s per unit, projected work, projected s, parallel over machines?
+    rows.append(("filter (decode every image)", metrics["data"]["n_rows"], seconds["filter"], KAGGLE_ROWS, False))
+    rows.append(("preprocess (crop + resize)", sum(split.values()), seconds["preprocess"], KAGGLE_KEPT, False))
+    per_epoch, per_epoch_kaggle = split["train"] + split["val"], kaggle["train"] + kaggle["val"]
+    for stage in ("train_baseline", "train_transfer"):
+        rows.append((stage, metrics[stage]["epochs_run"] * per_epoch, seconds[stage],
+                     FULL_SCALE[stage] * per_epoch_kaggle, "train"))
+    trials, epochs = FULL_SCALE["tune"]
+    rows.append(("tune", metrics["tune"]["n_trials"] * params["tune"]["epochs_per_trial"] * per_epoch, seconds["tune"],
+                 trials * epochs * per_epoch_kaggle, "trials"))
+    rows.append(("train_optimized", metrics["train_optimized"]["epochs_run"] * per_epoch, seconds["train_optimized"],
+                 FULL_SCALE["train_optimized"] * per_epoch_kaggle, "train"))
+    rows.append(("evaluate (TTA x8, bootstrap)", split["test"], seconds["evaluate"], kaggle["test"], False))
+
+    print(f"Measured: {args.log} ({params['base']['image_size']} px, {split['train']} train / {split['val']} val / "
+          f"{split['test']} test images); CPU: {cpu_description()}")
+    print(f"Projected: {KAGGLE_KEPT:,} kept of {KAGGLE_ROWS:,} Kaggle rows ({kaggle['train']:,} / {kaggle['val']:,} / "
+          f"{kaggle['test']:,}), full-scale epochs {FULL_SCALE}, same image size and CPU. Times in hours.\n")
+    head = "| stage | measured | ms per image(-epoch) | projected work | " + " | ".join(
+        f"{n} machine{'s' if n > 1 else ''}" for n in args.machines) + " |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    totals = [0.0] * len(args.machines)
+    for name, work, secs, kaggle_work, parallel in rows:
+        per_unit = secs / work
+        cells = []
+        for i, n in enumerate(args.machines):
+            hours = per_unit * kaggle_work / 3600
+            if parallel == "trials":
+                hours *= math.ceil(trials / n) / trials
+            elif parallel == "train":
+                hours /= n
+            totals[i] += hours
+            cells.append(f"{hours:.2f}")
+        print(f"| {name} | {secs:.0f} s for {work:,} | {1000 * per_unit:.1f} | {kaggle_work:,} | "
+              + " | ".join(cells) + " |")
+    print("| **total** (fetch/import not included) | | | | " + " | ".join(f"**{t:.1f}**" for t in totals) + " |")
+    print("\nN machines: tune = KerasTuner workers (trials in parallel, ceil(trials / N) rounds); training = "
+          "multi_worker at the ideal 1/N (no all-reduce cost); filter, preprocess and evaluate run on one machine.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -284,6 +353,12 @@ def main() -> None:
         p.add_argument("--n-images", type=int, default=600, help="synthetic images generated (before filtering)")
         p.add_argument("--image-size", type=int, default=48)
         p.set_defaults(func=stages)
+
+    # --- project: the Kaggle-scale run from a measured default run ---
+    pr = sub.add_parser("project", help="project the Kaggle-scale run from a measured default `dvc repro`")
+    pr.add_argument("--log", required=True, help="output of `dvc repro` of the default pipeline (every stage ran)")
+    pr.add_argument("--machines", type=int, nargs="+", default=[1, 2, 4, 8])
+    pr.set_defaults(func=project)
 
     args = ap.parse_args()
     args.func(args)

@@ -114,6 +114,7 @@ def build_repo(root: Path) -> Repo:
         repo.run("git", "config", key, value)
     repo.dvc("init", "-q")
     shutil.copy2(REPO / ".dvc" / "config", root / ".dvc" / "config")
+    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")  # the page .dvc/config names
     shutil.copy2(REPO / ".dvcignore", root / ".dvcignore")
     repo.run("git", "add", "-A")
     repo.run("git", "commit", "-q", "-m", "tiny project")

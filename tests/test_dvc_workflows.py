@@ -258,6 +258,8 @@ def project(tmp_path_factory) -> Project:
     proj.git("config", "commit.gpgsign", "false")
     proj.dvc("init", "-q")
     shutil.copy2(REPO / ".dvc" / "config", root / ".dvc" / "config")
+    # The plot templates and the offline HTML page that .dvc/config's plots.html_template names.
+    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")
     shutil.copy2(REPO / ".dvcignore", root / ".dvcignore")  # dvc init may write its own
     proj.commit("tiny Cosmic Classifier project")
 
@@ -418,6 +420,7 @@ def test_plots_and_metrics_show(project, tmp_path):
     html = out / "index.html"
     assert html.is_file() and html.stat().st_size > 1000, res.describe()
     assert "failed" not in res.output.lower(), res.describe()
+    assert "<script src=" not in html.read_text(encoding="utf8"), "the page loads scripts: not offline"
 
     data = project.dvc("plots", "show", "--json", "--out", str(tmp_path / "plots_json")).json()
     assert not data.get("errors"), data.get("errors")

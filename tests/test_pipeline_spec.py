@@ -96,13 +96,20 @@ def test_plots_are_declared_for_dvc():
         else:
             (name, spec), = entry.items()
             declared[name] = spec or {}
-    confusion = [s for s in declared.values() if s.get("template") == "confusion"]
+    models = ("baseline", "transfer", "optimized")
+    confusion = declared["Confusion matrices (test)"]
     # Predicted across, actual down: the layout of plots/evaluate/confusion_matrices.png.
-    assert len(confusion) == 3 and all(s["x"] == "predicted" for s in confusion)
+    assert confusion["template"] == "confusion_counts" and confusion["x"] == "predicted"
+    assert confusion["y"] == {f"plots/evaluate/{m}/confusion.json": "actual" for m in models}
     roc = declared["ROC (test)"]
-    assert roc["x"] == "fpr" and len(roc["y"]) == 3
-    for stage in ("train_baseline", "train_transfer", "train_optimized"):
-        assert f"plots/training/{stage}/plots/metrics" in declared
+    assert roc["template"] == "roc_models" and roc["x"] == "fpr" and len(roc["y"]) == 3
+    # One chart per metric overlaying every model's train and val (DVCLive's eval/) curves.
+    for metric, name in (("loss", "loss"), ("accuracy", "accuracy"), ("auc", "AUC")):
+        curves = declared[f"Training {name}"]
+        assert curves["template"] == "training_models" and curves["x"] == "step"
+        assert curves["y"] == {f"plots/training/train_{m}/plots/metrics/{split}/{metric}.tsv": metric
+                               for m in models for split in ("train", "eval")}
+    assert declared["plots/training/tune/plots/metrics"]["template"] == "trials"
     for png in ("plots/evaluate/calibration.png", "plots/evaluate/roc.png", "plots/evaluate/training_history.png",
                 "plots/evaluate/baseline/examples.png", "plots/data/vote_fractions.png"):
         assert png in declared

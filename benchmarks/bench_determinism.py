@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cosmic.determinism import DETERMINISTIC_ENV
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+from machine import cpu_description  # noqa: E402
+from cosmic.determinism import DETERMINISTIC_ENV  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("baseline", "transfer", "optimized")
@@ -64,22 +65,6 @@ SETTINGS = (
     ("deterministic", "base.deterministic", DETERMINISTIC_ENV),
     ("deterministic", "deterministic on 1 CPU", DETERMINISTIC_ENV, "0"),
 )
-
-
-def cpu_name() -> str:
-    """The CPU model name and the widest vector extension it reports."""
-    name, flags = platform.processor() or "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    isa = next((f for f in ("avx512f", "avx2", "avx", "sse4_1") if f in flags), "")
-    return f"{name} ({os.cpu_count()} CPUs{', ' + isa.upper() if isa else ''})"
 
 
 def _tuned_args() -> dict:
@@ -199,7 +184,7 @@ def _describe(r: dict, steps: int) -> str:
 
 
 def compare(archs: list[str], steps: int, groups: list[str]) -> None:
-    print(f"CPU: {cpu_name()}; seed 42, 16 random 64x64 images, {steps} Adam steps; "
+    print(f"CPU: {cpu_description()}; seed 42, 16 random 64x64 images, {steps} Adam steps; "
           "each setting compared bit for bit with the first of its group ('max rel': largest difference "
           "divided by the largest |value| of that array)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -258,7 +243,7 @@ def speed(archs: list[str], n: int, epochs: int, repeats: int) -> None:
                 for det in (False, True):
                     _run_child(["_fit", arch, str(int(det)), str(n), str(epochs), str(out)], {})
                     rates.setdefault((arch, det), []).append(json.loads(out.read_text()))
-    print(f"CPU: {cpu_name()}; training throughput without / with base.deterministic (64x64 input, batch 64, "
+    print(f"CPU: {cpu_description()}; training throughput without / with base.deterministic (64x64 input, batch 64, "
           f"{n} images, median of {epochs} epochs per run, median of {repeats} alternating runs per setting). "
           "images/s: wall clock; images/cpu-s: per second of CPU time of the process, steadier on a shared CPU")
     print(f"{'model':10s} {'images/s':>17s} {'cost':>6s} {'images/cpu-s':>17s} {'cost':>6s}  wall runs")

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 from pathlib import Path
 
 # Must be set before TensorFlow is first imported to hide its C++ info banners.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
+from machine import cpu_description  # noqa: E402
 from cosmic import paths  # noqa: E402
 from cosmic.predict import ModelFileError, positive_int, write_atomic  # noqa: E402
 from cosmic.score import LayoutError, expected_layout, score_folder  # noqa: E402
@@ -26,17 +27,6 @@ from cosmic.utils import write_json  # noqa: E402
 
 COLUMNS = ("model", "n", "accuracy % (95% CI)", "balanced acc %", "ROC AUC", "spiral recall %",
            "elliptical recall %", "TTA×8 accuracy", "TTA×8 AUC", "TTA×8 spiral recall")
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, else platform.processor(), with the core count."""
-    name = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass  # not Linux
-    return f"{name or platform.processor() or 'unknown CPU'}, {os.cpu_count()} logical cores"
 
 
 def model_files(models_dir: Path) -> list[Path]:
@@ -118,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     first = next(iter(results.values()))
     n_images = sum(first["n_per_class"].values())
     header = (f"Trained on {args.trained_on}, tested on real SDSS galaxies ({args.real}, {n_images} images); "
-              f"CPU: {cpu_model()}")
+              f"CPU: {cpu_description()}")
     text = markdown(header, [table_row(name, r) for name, r in results.items()])
     sys.stdout.write(text)
     if args.output is not None:

@@ -34,7 +34,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -47,28 +46,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' fixture helpers, when run as `python benchmarks/bench_scale.py`
+sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks/machine.py
 
 from cosmic.determinism import DETERMINISTIC_ENV  # noqa: E402
+from machine import cpu_description  # noqa: E402
 from tests.conftest import tiny_params  # noqa: E402
 from tests.test_dvc_workflows import QUEUED, _copy_project, _queue_rows  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 POLL_S = 3.0
 QUEUE_TIMEOUT_S = 3600
-
-
-def cpu_description() -> str:
-    """CPU model (from /proc/cpuinfo), usable cores and the 1-minute load when measured."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores usable ({os.cpu_count()} online)"
 
 
 def _env() -> dict[str, str]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import keras
 import numpy as np
@@ -24,6 +23,9 @@ from cosmic.models import unfreeze_top
 from cosmic.packing import Arrays, load_splits
 from cosmic.params import Base, Fit
 from cosmic.utils import write_json
+
+if TYPE_CHECKING:  # distributed imports this module (TrainingError)
+    from cosmic.distributed import Distribution
 
 log = logging.getLogger(__name__)
 
@@ -162,22 +164,22 @@ def load_train_val(base: Base) -> tuple[Arrays, Arrays]:
 
 
 def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base, fit_params: Fit,
-              record: dict | None = None, distribution=None) -> dict:
+              distribution: Distribution, record: dict | None = None) -> dict:
     """Everything a training stage does after building its model: fit, save, write metrics.
 
     Writes models/<stage>.keras (with its preprocessing record and, under "training", how it
     was trained: phases, learning rates and the stage's `record`), the per-epoch DVCLive logs
     under plots/training/<stage>/, and metrics/<stage>.json (numbers only, for DVC).
 
-    With a `distribution` (cosmic.distributed.Distribution, whose scope the stage built the model
-    in), compiling and fitting happen in its scope, `batch_size` is the global batch split over its
-    replicas, and only its chief writes here (other workers write to a temp dir removed at exit).
+    Compiling and fitting happen in the scope of `distribution` (the stage built the model in it
+    too), `batch_size` is the global batch split over its replicas, and only its chief writes here
+    (other workers write to a temp dir removed at exit).
     """
-    root = distribution.output_root() if distribution is not None else Path(".")
+    root = distribution.output_root()
     train, val = load_train_val(base)
     log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
              model.count_params())
-    with distribution.scope() if distribution is not None else nullcontext():
+    with distribution.scope():
         result = fit(model, train, val, phases=phases, batch_size=fit_params.batch_size,
                      patience=fit_params.patience, seed=base.seed,
                      augment=stage_augment(fit_params.augmentation, base.domain),

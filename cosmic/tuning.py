@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import keras_tuner as kt
 import pandas as pd
 from dvclive import Live
 
+from cosmic.distributed import CHIEF, tuner_role
 from cosmic.models import build_baseline
 from cosmic.params import SearchSpace
 from cosmic.training import compile_model
@@ -116,7 +116,7 @@ def search(tuner: kt.Tuner, train_ds, val_ds, epochs: int) -> None:
     """Run the tuner's search (in a distributed search: serve the oracle on the chief, run trials on a worker)."""
     tuner.search(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, verbose=2,
                  callbacks=[keras.callbacks.TerminateOnNaN()])
-    if os.environ.get("KERASTUNER_TUNER_ID") == "chief":
+    if tuner_role() == CHIEF:
         # The chief's oracle saves oracle.json before it forgets a trial ended by a worker, and
         # nothing saves it after the last one; in-process searches save it at every trial's end.
         tuner.oracle.save()

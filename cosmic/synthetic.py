@@ -54,8 +54,16 @@ _STREAM_PARAMS, _STREAM_VOTES, _STREAM_PIXELS = 0, 1, 2
 # Tuned so that about 60 % of the galaxies pass the 0.8 agreement cut, split evenly between classes.
 _SCORE_BASE = {"elliptical": -1.6, "lenticular": -0.6, "spiral": -2.0, "irregular": -2.0}
 _ARM_WEIGHT, _EDGE_WEIGHT = 18.0, 5.0
-# Internal structure is half visible at R_e = 1.8 PSF FWHM and at 25 sky sigmas per native pixel.
-_RES_MID, _SNR_MID = 1.8, 25.0
+# Internal structure is half visible at R_e = 1.8 PSF FWHM and at 13.64 sky sigmas per native pixel.
+_RES_MID, _SNR_MID = 1.8, 13.64
+# Typical mean surface brightness inside R_e, sky sigmas per native pixel. Real ellipticals are brighter
+# at the centre than real spirals (displayed, on a 128-px frame: 149 vs 128 of 255); with the disks any
+# brighter, the synthetic order reverses and models learn that a bright core means a spiral.
+_SB_ELLIPTICAL, _SB_DISK = 115.0, 30.0
+# Per-frame spread of the displayed colour ln(g / i): the colour balance of SDSS cutouts varies, so that
+# real ellipticals span ln(B / R) from -0.95 to -0.24 (10th-90th percentile), three times the spread of
+# their intrinsic colours; without it, models learn that every elliptical is orange.
+_COLOUR_TILT = 0.22
 # Sky noise of the displayed cutout relative to one sky sigma of the flux model: the Kaggle JPEGs show
 # a dark, quiet sky (measured on real frames at 128 px: median level 3.7, noise 3.0 of 255).
 _SKY_NOISE = 0.52
@@ -425,10 +433,10 @@ def _draw_galaxy(rng: np.random.Generator) -> _Galaxy:
     x0, y0 = (float(c) for c in _CENTRE + 3.7 * rng.standard_normal(2))
     pa = float(rng.uniform(0, math.pi))
     kind = str(rng.choice(["elliptical", "lenticular", "spiral", "irregular"], p=[0.46, 0.12, 0.37, 0.05]))
-    # Disks are fainter per pixel than ellipticals (measured on real frames: central brightness 128
-    # vs 149 of 255) and span a wider range of surface brightness.
+    # Disks span a wider range of surface brightness than ellipticals.
     elliptical = kind == "elliptical"
-    sb = (75.0 if elliptical else 55.0) * math.exp((0.4 if elliptical else 0.5) * rng.standard_normal()) * noise_gain
+    sb = (_SB_ELLIPTICAL if elliptical else _SB_DISK) * math.exp((0.4 if elliptical else 0.5) * rng.standard_normal())
+    sb *= noise_gain
     if kind == "elliptical":
         body = _draw_elliptical(rng, x0, y0, pa, r90, sb)
     else:
@@ -490,7 +498,7 @@ def _what_is_seen(look: _Look) -> _Seen:
     face = min(max((look.q_disk - 0.25) / 0.35, 0.0), 1.0)
     edge_on = min(max((0.45 - look.q_obs) / 0.2, 0.0), 1.0) if look.kind != "elliptical" else 0.0
     # A thin disk needs far less resolution and depth to recognise than spiral arms.
-    edge_disk = edge_on * _log_sigmoid(look.snr, 1.5, 0.5) * _log_sigmoid(look.res, 0.8, 0.35)
+    edge_disk = edge_on * _log_sigmoid(look.snr, 0.82, 0.5) * _log_sigmoid(look.res, 0.8, 0.35)
     # Volunteers look at the full-resolution cutout, where even faint arms show: visibility grows
     # like the square root of the arm contrast.
     return _Seen(detail, math.sqrt(look.arm_contrast) * detail * face, edge_on, edge_disk,
@@ -512,7 +520,7 @@ def _featuredness(look: _Look, seen: _Seen) -> float:
 def _lower_answer_weights(look: _Look, seen: _Seen) -> dict[int, list[float]]:
     """Expected answer shares of questions 2-11 (unnormalised), from the galaxy's true features."""
     bt = look.bulge_to_total
-    p_edge = 0.03 + 0.92 * _sigmoid((0.33 - look.q_obs) / 0.05) * _log_sigmoid(look.snr, 1.2, 0.5)
+    p_edge = 0.03 + 0.92 * _sigmoid((0.33 - look.q_obs) / 0.05) * _log_sigmoid(look.snr, 0.65, 0.5)
     if look.kind == "elliptical":
         p_edge = 0.03
     p_bar = 0.06 + 0.85 * seen.bar
@@ -802,6 +810,8 @@ def _render(galaxy: _Galaxy, rng: np.random.Generator) -> tuple[Image.Image, int
     if rng.random() < 0.05:
         # A few SDSS frames carry a strong colour cast (scattered light, a bad sky fit), mostly in i.
         image[int(rng.choice(3, p=[0.2, 0.2, 0.6]))] += float(rng.uniform(1.0, 3.5))
+    tilt = 0.5 * float(rng.normal(0.0, _COLOUR_TILT))
+    image = image * np.exp(np.array([tilt, 0.0, -tilt]))[:, None, None]
     rgb = _lupton_rgb(image, alpha=float(rng.uniform(0.09, 0.11)), q=8.0)
     quality = int(rng.integers(75, 91))
     return Image.fromarray(rgb, "RGB").resize((kf.IMAGE_SIZE, kf.IMAGE_SIZE), Image.Resampling.BICUBIC), quality

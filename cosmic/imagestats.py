@@ -28,6 +28,7 @@ STATS = {
     "peak": "central brightness above sky",
     "colour_centre": "central colour R - B",
     "colour_mean": "mean colour R - B over the galaxy",
+    "colour_ratio": "colour ln(B / R) of the galaxy's light",
     "axis_ratio": "axis ratio b/a (second moments)",
     "concentration": "share of the light within 3 px of the centre",
 }
@@ -65,7 +66,8 @@ def frame_stats(image: np.ndarray) -> dict[str, float]:
     central = labels[c - 4:c + 4, c - 4:c + 4]
     central = central[central > 0]
     if not central.size:
-        return {**out, "area": 0.0, "colour_mean": np.nan, "axis_ratio": np.nan, "concentration": np.nan}
+        return {**out, "area": 0.0, "colour_mean": np.nan, "colour_ratio": np.nan, "axis_ratio": np.nan,
+                "concentration": np.nan}
     mask = labels == np.bincount(central).argmax()
     yy, xx = np.nonzero(mask)
     w = np.clip(lum[mask] - sky, 0.0, None) + 1e-6
@@ -73,8 +75,11 @@ def frame_stats(image: np.ndarray) -> dict[str, float]:
     cov = np.cov(np.stack([xx - mx, yy - my]), aweights=w, bias=True)
     minor, major = np.linalg.eigvalsh(cov)
     pixels = rgb[mask]
+    # A ratio of summed light, so unlike R - B it does not grow with the galaxy's brightness.
+    light = np.clip(pixels - sky, 0.0, None).sum(axis=0) + 1e-6
     return {**out, "area": 100.0 * mask.sum() / mask.size,
             "colour_mean": float((pixels[:, 0] - pixels[:, 2]).mean()),
+            "colour_ratio": float(np.log(light[2] / light[0])),
             "axis_ratio": float(np.sqrt(max(minor, 0.0) / max(major, 1e-9))),
             "concentration": float(w[np.hypot(xx - mx, yy - my) < 3].sum() / w.sum())}
 

@@ -45,9 +45,16 @@ def test_colour_sign_and_concentration():
     assert frame_stats(_frame(sigma=3.0))["concentration"] > frame_stats(_frame(sigma=12.0))["concentration"]
 
 
+def test_colour_ratio_is_the_light_ratio_whatever_the_brightness():
+    bright, faint = frame_stats(_frame(colour=(200, 150, 100))), frame_stats(_frame(colour=(100, 75, 50)))
+    assert bright["colour_ratio"] == pytest.approx(np.log(0.5), abs=0.03)
+    assert faint["colour_ratio"] == pytest.approx(bright["colour_ratio"], abs=0.03)
+    assert bright["colour_mean"] > 1.5 * faint["colour_mean"]
+
+
 def test_empty_sky_has_no_galaxy():
     s = frame_stats(_frame(colour=(0, 0, 0)))
-    assert s["area"] == 0.0 and np.isnan(s["axis_ratio"])
+    assert s["area"] == 0.0 and np.isnan(s["axis_ratio"]) and np.isnan(s["colour_ratio"])
 
 
 def test_wrong_shape_is_an_error():

@@ -211,7 +211,7 @@ def test_any_edit_is_accepted_or_a_param_error(edits, extra):
             target = target[key]
         else:
             target[path[-1]] = value
-    if extra is not None:
+    if extra is not None and isinstance(raw[extra[0]], dict):  # an edit may have replaced the section
         raw[extra[0]][extra[1]] = 1
     try:
         params.check_keys(raw)

@@ -155,7 +155,7 @@ def evaluate_saved_models(test: Arrays, class_names: tuple[str, str], p: Evaluat
                             calibration_bins=p.calibration_bins, seed=seed)
         ev.facts = {"n_params": train_metrics["n_params"], "model_bytes": train_metrics["model_bytes"],
                     "kept_epoch": train_metrics["kept_epoch"], "pretrained": training.get("pretrained"),
-                    "weights_note": training.get("weights_note")}
+                    "weights_note": training.get("weights_note"), "recall_balance": training.get("recall_balance")}
         ev.images_per_s = inference_throughput(model, test.images, p.batch_size)
         evals.append(ev)
     return evals

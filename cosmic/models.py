@@ -7,6 +7,9 @@ from pathlib import Path
 import keras
 from keras import layers
 
+# Every builder's output layer: one sigmoid unit, p(spiral).
+OUTPUT_LAYER = "p_spiral"
+
 
 def build_baseline(image_size: int, filters: tuple[int, ...] = (32, 64, 128), kernel_size: int = 3,
                    dense_units: int = 128, dropout: float = 0.5, name: str = "baseline_cnn") -> keras.Model:
@@ -31,7 +34,7 @@ def build_baseline(image_size: int, filters: tuple[int, ...] = (32, 64, 128), ke
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(dense_units, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype=output_dtype(), name="p_spiral")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype=output_dtype(), name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -105,7 +108,7 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
     x = base(x, training=False if freeze_base else None)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype=output_dtype(), name="p_spiral")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype=output_dtype(), name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, outputs, name=name), base
 
 

@@ -37,7 +37,7 @@ _Loader.add_implicit_resolver(
 _FIT = dict.fromkeys(("batch_size", "patience", "class_weight", "augment"))
 SCHEMA: dict[str, Any] = {
     "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic", "threads",
-                              "strategy", "mixed_precision")),
+                              "strategy", "mixed_precision", "recall_balance")),
              "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
                                                     "noise", "saturation"))},
     "fetch": {"source": None, "kaggle_dir": None, "synthetic": dict.fromkeys(("n_images", "seed", "workers"))},
@@ -221,6 +221,7 @@ class Base:
     threads: int  # TensorFlow's intra- and inter-op threads; 0: its default (cosmic/determinism.py)
     strategy: str = "default"  # tf.distribute strategy of the training stages (cosmic/distributed.py)
     mixed_precision: bool = False
+    recall_balance: bool = False  # shift each trained model's output bias to equal validation recall
 
 
 def _domain(s: _Section) -> DomainRandomization | None:
@@ -253,7 +254,8 @@ def base(raw: Mapping[str, Any]) -> Base:
             and names[0] != names[1]):
         raise s.fail("class_names", names, "two distinct names, [elliptical-like, spiral-like]")
     return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"), _domain(s),
-                s.integer("threads", 0, 1024), s.choice("strategy", STRATEGIES), s.boolean("mixed_precision"))
+                s.integer("threads", 0, 1024), s.choice("strategy", STRATEGIES), s.boolean("mixed_precision"),
+                s.boolean("recall_balance"))
 
 
 @dataclass(frozen=True)

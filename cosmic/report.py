@@ -108,6 +108,11 @@ def write(path: Path, evals: list, tests: dict, class_names: tuple[str, str]) ->
     source = data_counts["source"]
     notes = [f"The {e.name} model was NOT pretrained: {e.facts['weights_note']}" for e in evals
              if e.facts.get("pretrained") is False]
+    balanced = {e.name: e.facts["recall_balance"]["val_threshold"] for e in evals if e.facts.get("recall_balance")}
+    if balanced:
+        notes.append("Output bias shifted after training so that p > 0.5 recalls both classes of the validation "
+                     "split equally (base.recall_balance); the validation threshold it replaces: "
+                     + ", ".join(f"{name} {t:.3f}" for name, t in balanced.items()) + ".")
     if source == "synthetic":
         notes.append("The data are SYNTHETIC Galaxy Zoo-like cutouts (fetch.source: synthetic), not SDSS images.")
     results = {e.name: {"test": e.metrics, **e.facts} for e in evals}

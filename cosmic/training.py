@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from cosmic.augment import stage_augment
 from cosmic.data import BatchAugment, make_dataset
 from cosmic.determinism import DETERMINISTIC_ENV, cpu_settings_applied
 from cosmic.modelio import preprocessing_record, save_model
-from cosmic.models import unfreeze_top
+from cosmic.models import OUTPUT_LAYER, unfreeze_top
 from cosmic.packing import Arrays, load_splits
 from cosmic.params import Base, Fit
 from cosmic.utils import write_json
@@ -150,6 +151,49 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
     return result
 
 
+def equal_recall_threshold(p_spiral: np.ndarray, labels: np.ndarray, clip: float = 0.05) -> float:
+    """The decision threshold at which both classes are recalled equally often.
+
+    Spiral recall (p > t) falls and elliptical recall (p <= t) rises with t; the threshold is the
+    midpoint between two neighbouring predictions where they come closest (the lowest such one on
+    a tie), clipped to [clip, 1 - clip].
+
+    Raises:
+        ValueError: when either class is missing from `labels`.
+    """
+    p = np.asarray(p_spiral, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    spiral, elliptical = np.sort(p[y == 1]), np.sort(p[y == 0])
+    if not spiral.size or not elliptical.size:
+        raise ValueError(f"equal recall needs both classes in the labels, got {spiral.size} spiral and "
+                         f"{elliptical.size} elliptical")
+    values = np.unique(np.concatenate([[0.0, 1.0], p]))
+    candidates = (values[:-1] + values[1:]) / 2
+    spiral_recall = 1.0 - np.searchsorted(spiral, candidates, side="right") / spiral.size
+    elliptical_recall = np.searchsorted(elliptical, candidates, side="right") / elliptical.size
+    best = candidates[int(np.argmin(np.abs(spiral_recall - elliptical_recall)))]
+    return float(np.clip(best, clip, 1.0 - clip))
+
+
+def balance_recall(model: keras.Model, val: Arrays, batch_size: int) -> dict:
+    """Shift the output bias so that p > 0.5 recalls both classes of `val` equally often.
+
+    A model can rank galaxies well and still favour one class at 0.5; moving its threshold into
+    the bias keeps every consumer of the model (evaluate, predict, score) at p > 0.5.
+
+    Returns:
+        {"val_threshold": the threshold that equalised recall before the shift, "bias_shift": the
+        logit added to the output bias}.
+    """
+    p = model.predict(make_dataset(val, batch_size), verbose=0)
+    threshold = equal_recall_threshold(p, val.labels)
+    shift = -math.log(threshold / (1.0 - threshold))
+    layer = model.get_layer(OUTPUT_LAYER)
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, bias + np.asarray(shift, dtype=bias.dtype)])
+    return {"val_threshold": round(threshold, 6), "bias_shift": round(shift, 6)}
+
+
 def model_summary(model: keras.Model, path: Path) -> dict:
     """Parameter counts of a model and the size of its saved file."""
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
@@ -173,7 +217,9 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
 
     Compiling and fitting happen in the scope of `distribution` (the stage built the model in it
     too), `batch_size` is the global batch split over its replicas, and only its chief writes here
-    (other workers write to a temp dir removed at exit).
+    (other workers write to a temp dir removed at exit). With `base.recall_balance`, the output
+    bias is then shifted to equal validation recall (`balance_recall`) and the validation metrics
+    are those of the shifted model.
     """
     root = distribution.output_root()
     train, val = load_train_val(base)
@@ -184,12 +230,18 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
                      patience=fit_params.patience, seed=base.seed,
                      augment=stage_augment(fit_params.augmentation, base.domain),
                      use_class_weight=fit_params.class_weight, live_dir=root / paths.training_log(stage))
+        if base.recall_balance:
+            result["recall_balance"] = balance_recall(model, val, fit_params.batch_size)
+            values = model.evaluate(make_dataset(val, fit_params.batch_size), verbose=0, return_dict=True)
+            result["val"] = {k: round(float(v), 6) for k, v in sorted(values.items())}
     model_path = root / paths.model_file(stage)
-    training = {"stage": stage, "phases": result["phases"], **(record or {})}
+    training = {"stage": stage, "phases": result["phases"], "recall_balance": result.get("recall_balance"),
+                **(record or {})}
     save_model(model, model_path,
                {**preprocessing_record(base.crop_size, base.image_size, base.class_names), "training": training})
     metrics = {"val": result["val"], "epochs_run": result["epochs_run"], "kept_epoch": result["kept_epoch"],
                "epochs_run_by_phase": {name: ph["epochs_run"] for name, ph in result["phases"].items()},
+               **({"recall_balance": result["recall_balance"]} if "recall_balance" in result else {}),
                **model_summary(model, model_path), "n_train": int(len(train.labels)),
                "n_val": int(len(val.labels))}
     write_json(root / paths.stage_metrics(stage), metrics)

@@ -104,6 +104,27 @@ def test_kept_epoch_is_the_best_val_loss_of_the_last_phase(workspace):
         assert m["kept_epoch"] == first + int(np.argmin(val_loss[first:])) + 1, (stage, m, val_loss)
 
 
+def test_models_recall_both_validation_classes_equally(workspace):
+    """base.recall_balance: p > 0.5 of each saved model is its validation equal-recall point."""
+    from cosmic.packing import load_splits
+    from cosmic.training import equal_recall_threshold
+
+    (val,) = load_splits(workspace / paths.PROCESSED_DIR, ("val",), crop_size=212, image_size=32,
+                         class_names=("elliptical", "spiral"))
+    report = (workspace / "metrics/report.md").read_text()
+    for stage in ("train_baseline", "train_transfer", "train_optimized"):
+        shift = _json(workspace, f"metrics/{stage}.json")["recall_balance"]
+        assert shift == read_preprocessing(workspace / f"models/{stage}.keras")["training"]["recall_balance"]
+        assert 0.05 <= shift["val_threshold"] <= 0.95
+        model = keras.models.load_model(workspace / f"models/{stage}.keras")
+        p = model.predict(np.asarray(val.images, np.float32), verbose=0).ravel()
+        t = equal_recall_threshold(p, val.labels)
+        if 0.05 < shift["val_threshold"] < 0.95:  # a clipped threshold cannot equalise recall
+            for cls in (0, 1):
+                assert ((p[val.labels == cls] > 0.5) == (p[val.labels == cls] > t)).all(), stage
+    assert "Output bias shifted after training" in report
+
+
 def test_saved_models_record_their_preprocessing(workspace):
 
     pre = read_preprocessing(workspace / "models/train_baseline.keras")

@@ -270,7 +270,8 @@ def test_multi_worker_training_on_two_cpu_processes(prepared, tmp_path):
     assert model.input_shape == (None, 32, 32, 3)
     metrics = json.loads((ws / "metrics/train_baseline.json").read_text())
     assert set(metrics) == {"val", "epochs_run", "kept_epoch", "epochs_run_by_phase", "n_params",
-                            "n_trainable_params", "model_bytes", "n_train", "n_val"}
+                            "n_trainable_params", "model_bytes", "n_train", "n_val", "recall_balance"}
+    assert 0.05 <= metrics["recall_balance"]["val_threshold"] <= 0.95
     assert set(metrics["val"]) == {"accuracy", "auc", "loss"} and metrics["epochs_run"] == 1
     assert metrics["n_params"] == model.count_params()
     assert (ws / "plots/training/train_baseline/plots/metrics/train/loss.tsv").is_file()

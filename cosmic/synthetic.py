@@ -62,7 +62,7 @@ _RES_MID, _SNR_MID = 1.8, 13.64
 _SB_ELLIPTICAL, _SB_DISK = 115.0, 30.0
 # Per-frame spread of the displayed colour ln(g / i): the colour balance of SDSS cutouts varies, so that
 # real ellipticals span ln(B / R) from -0.95 to -0.24 (10th-90th percentile), three times the spread of
-# their intrinsic colours; without it, models learn that every elliptical is orange.
+# our ellipticals' intrinsic colours; without it, models learn that every elliptical is orange.
 _COLOUR_TILT = 0.22
 # Sky noise of the displayed cutout relative to one sky sigma of the flux model: the Kaggle JPEGs show
 # a dark, quiet sky (measured on real frames at 128 px: median level 3.7, noise 3.0 of 255).

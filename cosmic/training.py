@@ -19,6 +19,7 @@ from cosmic import paths
 from cosmic.augment import stage_augment
 from cosmic.data import BatchAugment, make_dataset
 from cosmic.determinism import DETERMINISTIC_ENV, cpu_settings_applied
+from cosmic.metrics import equal_recall_threshold
 from cosmic.modelio import preprocessing_record, save_model
 from cosmic.models import OUTPUT_LAYER, unfreeze_top
 from cosmic.packing import Arrays, load_splits
@@ -138,8 +139,7 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
             # Early stopping restores the phase's best val-loss epoch (numbered across phases).
             phase_log[phase.name] = {"epochs_run": len(losses), "learning_rate": phase.learning_rate,
                                      "kept_epoch": stopping.best_epoch + 1}
-        values = model.evaluate(val_ds, verbose=0, return_dict=True)
-        result = {"val": {k: round(float(v), 6) for k, v in sorted(values.items())},
+        result = {"val": evaluate_val(model, val_ds),
                   "epochs_run": epochs_done,
                   "kept_epoch": next(reversed(phase_log.values()))["kept_epoch"] if phase_log else 0,
                   "phases": phase_log}
@@ -151,28 +151,10 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
     return result
 
 
-def equal_recall_threshold(p_spiral: np.ndarray, labels: np.ndarray, clip: float = 0.05) -> float:
-    """The decision threshold at which both classes are recalled equally often.
-
-    Spiral recall (p > t) falls and elliptical recall (p <= t) rises with t; the threshold is the
-    midpoint between two neighbouring predictions where they come closest (the lowest such one on
-    a tie), clipped to [clip, 1 - clip].
-
-    Raises:
-        ValueError: when either class is missing from `labels`.
-    """
-    p = np.asarray(p_spiral, dtype=np.float64).ravel()
-    y = np.asarray(labels).ravel()
-    spiral, elliptical = np.sort(p[y == 1]), np.sort(p[y == 0])
-    if not spiral.size or not elliptical.size:
-        raise ValueError(f"equal recall needs both classes in the labels, got {spiral.size} spiral and "
-                         f"{elliptical.size} elliptical")
-    values = np.unique(np.concatenate([[0.0, 1.0], p]))
-    candidates = (values[:-1] + values[1:]) / 2
-    spiral_recall = 1.0 - np.searchsorted(spiral, candidates, side="right") / spiral.size
-    elliptical_recall = np.searchsorted(elliptical, candidates, side="right") / elliptical.size
-    best = candidates[int(np.argmin(np.abs(spiral_recall - elliptical_recall)))]
-    return float(np.clip(best, clip, 1.0 - clip))
+def evaluate_val(model: keras.Model, val_ds) -> dict:
+    """The compiled metrics of `model` on a validation dataset, sorted by name and rounded for JSON."""
+    values = model.evaluate(val_ds, verbose=0, return_dict=True)
+    return {k: round(float(v), 6) for k, v in sorted(values.items())}
 
 
 def balance_recall(model: keras.Model, val: Arrays, batch_size: int) -> dict:
@@ -232,8 +214,7 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
                      use_class_weight=fit_params.class_weight, live_dir=root / paths.training_log(stage))
         if base.recall_balance:
             result["recall_balance"] = balance_recall(model, val, fit_params.batch_size)
-            values = model.evaluate(make_dataset(val, fit_params.batch_size), verbose=0, return_dict=True)
-            result["val"] = {k: round(float(v), 6) for k, v in sorted(values.items())}
+            result["val"] = evaluate_val(model, make_dataset(val, fit_params.batch_size))
     model_path = root / paths.model_file(stage)
     training = {"stage": stage, "phases": result["phases"], "recall_balance": result.get("recall_balance"),
                 **(record or {})}

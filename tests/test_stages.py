@@ -107,7 +107,7 @@ def test_kept_epoch_is_the_best_val_loss_of_the_last_phase(workspace):
 def test_models_recall_both_validation_classes_equally(workspace):
     """base.recall_balance: p > 0.5 of each saved model is its validation equal-recall point."""
     from cosmic.packing import load_splits
-    from cosmic.training import equal_recall_threshold
+    from cosmic.metrics import equal_recall_threshold
 
     (val,) = load_splits(workspace / paths.PROCESSED_DIR, ("val",), crop_size=212, image_size=32,
                          class_names=("elliptical", "spiral"))

@@ -26,7 +26,8 @@ from cosmic.score import LayoutError, expected_layout, score_folder  # noqa: E40
 from cosmic.utils import write_json  # noqa: E402
 
 COLUMNS = ("model", "n", "accuracy % (95% CI)", "balanced acc %", "ROC AUC", "spiral recall %",
-           "elliptical recall %", "TTA×8 accuracy", "TTA×8 AUC", "TTA×8 spiral recall")
+           "elliptical recall %", "TTA×8 accuracy", "TTA×8 balanced acc", "TTA×8 AUC", "TTA×8 spiral recall",
+           "TTA×8 elliptical recall")
 
 
 def model_files(models_dir: Path) -> list[Path]:
@@ -55,8 +56,9 @@ def table_row(name: str, result: dict) -> list[str]:
     tta = m.get("tta")
     return [name, str(m["n"]), _pct(m["accuracy"]) + interval, _pct(m["balanced_accuracy"]), _auc(m["roc_auc"]),
             _pct(m[spiral]["recall"]), _pct(m[elliptical]["recall"]),
-            *(("–",) * 3 if tta is None else (_pct(tta["accuracy"]), _auc(tta["roc_auc"]),
-                                              _pct(tta[spiral]["recall"])))]
+            *(("–",) * 5 if tta is None else (_pct(tta["accuracy"]), _pct(tta["balanced_accuracy"]),
+                                              _auc(tta["roc_auc"]), _pct(tta[spiral]["recall"]),
+                                              _pct(tta[elliptical]["recall"])))]
 
 
 def markdown(header: str, rows: list[list[str]]) -> str:

@@ -249,9 +249,11 @@ def test_bench_realsky_prints_one_row_per_model(master_dir, tmp_path, capsys):
         assert len(cells) == len(bench.COLUMNS) and cells[1] == str(2 * N_PER_CLASS)
         assert cells[2].startswith(f"{100 * m['accuracy']:.1f} (")
         assert cells[7] == f"{100 * m['tta']['accuracy']:.1f}"
+        assert cells[8] == f"{100 * m['tta']['balanced_accuracy']:.1f}"
+        assert cells[11] == f"{100 * m['tta']['elliptical']['recall']:.1f}"
 
     assert bench.main(["--real", str(master_dir), "--models", str(models), "--tta", "1"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1].endswith("| – | – | – |")
+    assert capsys.readouterr().out.splitlines()[-1].endswith("| – | – | – | – | – |")
 
     with pytest.raises(SystemExit) as exc:
         bench.main(["--real", str(tmp_path / "no-sky"), "--models", str(models)])

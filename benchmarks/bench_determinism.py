@@ -1,18 +1,20 @@
 """Where the three models' numbers depend on the CPU, bit for bit, and what the deterministic setting costs.
 
 Usage:
-  python benchmarks/bench_determinism.py compare [--archs baseline transfer optimized] [--steps 5] [--groups ...]
-  python benchmarks/bench_determinism.py speed [--n 512] [--epochs 3] [--repeats 3]
+  python benchmarks/bench_determinism.py compare [--archs ...] [--steps 5] [--groups ...] [--as zen3 skylake zen5]
+  python benchmarks/bench_determinism.py speed [--n 640] [--epochs 2] [--repeats 3]
 
 `compare` runs each model, built with the same seed on the same tiny fixed batch, in one
-subprocess per CPU setting (oneDNN's ISA cap, oneDNN on/off, thread counts), and compares
-every layer output of a forward pass, every gradient and the weights after one and after
-`--steps` Adam steps bit for bit with the first setting; it names the first differing layer
+subprocess per CPU setting (oneDNN's ISA cap, oneDNN on/off, thread counts) and, with `--as`,
+also as on other CPUs (other cache sizes, AVX-512 or AMX hidden: benchmarks/othercpu.py); it
+compares every layer output of a forward pass, every gradient and the weights after one and after
+`--steps` Adam steps bit for bit with the first setting, and names the first differing layer
 and its op type, and the largest differences.
 
-`speed` times model.fit on random images, without and with `base.deterministic`'s CPU
-setting (see cosmic/determinism.py), one subprocess per measurement, alternating the two
-settings and repeating, since other jobs on a shared CPU make single timings noisy.
+`speed` times model.fit on random images under TensorFlow's default, TensorFlow with its oneDNN
+ops forced on (its default on CPUs with AVX-512 VNNI/BF16 or AMX), and `base.deterministic` with
+each `base.cpu_isa`, one subprocess per measurement, alternating the settings and repeating,
+since other jobs on a shared CPU make single timings noisy.
 """
 
 from __future__ import annotations
@@ -30,16 +32,20 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 from machine import cpu_description  # noqa: E402
-from cosmic.determinism import DETERMINISTIC_ENV  # noqa: E402
+import othercpu  # noqa: E402
+from cosmic.determinism import CPU_ENV_KEYS, deterministic_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("baseline", "transfer", "optimized")
 
 # oneDNN picks its kernels from the CPU at run time. TensorFlow uses it for its oneDNN ops (on by default
 # only on CPUs with AVX512_VNNI/AVX512_BF16/AMX..., such as AMD Zen 4/5: TF_ENABLE_ONEDNN_OPTS=1 forces them
-# here) and for the sgemm inside its Eigen matrix products and convolutions (on by default everywhere).
+# elsewhere) and for the sgemm inside its Eigen matrix products and convolutions.
 ONEDNN_OFF = {"TF_ENABLE_ONEDNN_OPTS": "0", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0"}
 ONEDNN_OPS = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+# The setting of cosmic/determinism.py before it used oneDNN's ops: Eigen's kernels, whose block sizes
+# follow the CPU's caches.
+EIGEN_DETERMINISTIC = {**ONEDNN_OFF, "ONEDNN_MAX_CPU_ISA": "AVX", "TF_NUM_INTRAOP_THREADS": "2"}
 
 
 def _threads(n: int) -> dict:
@@ -48,7 +54,7 @@ def _threads(n: int) -> dict:
 
 # (group, name, environment[, CPUs to pin to]). Each setting is compared bit for bit with the first of its
 # group, and each group's first with the first of all. The last group is base.deterministic as the stages
-# set it, under what another CPU would change: oneDNN's own ops and ISA, and the number of cores.
+# set it, under what another CPU would change: the number of cores (and, with --as, caches and ISA).
 SETTINGS = (
     ("default", "TF default", {}),
     ("default", "default ISA<=AVX", {"ONEDNN_MAX_CPU_ISA": "AVX"}),
@@ -59,12 +65,15 @@ SETTINGS = (
     ("ops", "oneDNN ops ISA<=SSE41", {**ONEDNN_OPS, "ONEDNN_MAX_CPU_ISA": "SSE41"}),
     ("eigen", "no oneDNN", ONEDNN_OFF),
     ("eigen", "no oneDNN ISA<=AVX", {**ONEDNN_OFF, "ONEDNN_MAX_CPU_ISA": "AVX"}),
-    ("eigen", "no oneDNN ISA<=SSE41", {**ONEDNN_OFF, "ONEDNN_MAX_CPU_ISA": "SSE41"}),
     ("eigen", "no oneDNN 1 thread", {**ONEDNN_OFF, **_threads(1)}),
     ("eigen", "no oneDNN 4 threads", {**ONEDNN_OFF, **_threads(4)}),
-    ("deterministic", "base.deterministic", DETERMINISTIC_ENV),
-    ("deterministic", "deterministic on 1 CPU", DETERMINISTIC_ENV, "0"),
+    ("eigen", "earlier deterministic", EIGEN_DETERMINISTIC),
+    ("deterministic", "base.deterministic", deterministic_env()),
+    ("deterministic", "deterministic on 1 CPU", deterministic_env(), "0"),
+    ("portable", "cpu_isa avx2", deterministic_env(0, "avx2")),
 )
+# With --as: these settings are run again as on each other CPU, and compared with themselves here.
+AS_OTHER = ("earlier deterministic", "base.deterministic", "cpu_isa avx2")
 
 
 def _tuned_args() -> dict:
@@ -140,7 +149,7 @@ def probe(arch: str, out: Path, steps: int) -> None:
 
 
 def _run_child(args: list[str], env: dict, cpus: str | None = None) -> None:
-    full_env = {k: v for k, v in os.environ.items() if k not in DETERMINISTIC_ENV}
+    full_env = {k: v for k, v in os.environ.items() if k not in CPU_ENV_KEYS}
     full_env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO), **env)
     pin = ["taskset", "-c", cpus] if cpus else []
     done = subprocess.run([*pin, sys.executable, __file__, *args], env=full_env, capture_output=True, text=True)
@@ -183,10 +192,17 @@ def _describe(r: dict, steps: int) -> str:
             f"{r['stepN']['n_differ']} (max rel {r['stepN']['max_rel']:.1e})")
 
 
-def compare(archs: list[str], steps: int, groups: list[str]) -> None:
+def _load(path: Path, steps: int) -> dict:
+    with np.load(path) as z:
+        return {k.replace(f"step{steps}|", "stepN|") if steps > 1 else k: z[k] for k in z.files}
+
+
+def compare(archs: list[str], steps: int, groups: list[str], others: list[str]) -> None:
     print(f"CPU: {cpu_description()}; seed 42, 16 random 64x64 images, {steps} Adam steps; "
           "each setting compared bit for bit with the first of its group ('max rel': largest difference "
           "divided by the largest |value| of that array)")
+    for other in others:
+        print(f"  as {other}: {othercpu.CPUS[other].description}")
     with tempfile.TemporaryDirectory() as tmp:
         for arch in archs:
             runs, firsts = {}, {}
@@ -194,8 +210,7 @@ def compare(archs: list[str], steps: int, groups: list[str]) -> None:
             for group, name, env, *cpus in settings:
                 out = Path(tmp) / f"{arch}-{len(runs)}.npz"
                 _run_child(["_probe", arch, str(out), str(steps)], env, *cpus)
-                with np.load(out) as z:
-                    runs[name] = {k.replace(f"step{steps}|", "stepN|") if steps > 1 else k: z[k] for k in z.files}
+                runs[name] = _load(out, steps)
                 firsts.setdefault(group, name)
             ref = settings[0][1]
             print(f"\n{arch}:")
@@ -203,20 +218,32 @@ def compare(archs: list[str], steps: int, groups: list[str]) -> None:
                 against = firsts[group] if name != firsts[group] else ref
                 if name != against:
                     print(f"  {name:26s} vs {against:12s}: {_describe(compare_runs(runs[against], runs[name]), steps)}")
+            for group, name, env, *_ in settings:
+                for other in others if name in AS_OTHER else ():
+                    out = Path(tmp) / f"{arch}-{name}-{other}.npz"
+                    _run_child(["_probe", arch, str(out), str(steps)], {**env, **othercpu.env(other)})
+                    print(f"  {name + ' as ' + other:37s} vs here: "
+                          f"{_describe(compare_runs(runs[name], _load(out, steps)), steps)}")
 
 
-def timed_fit(arch: str, deterministic: bool, n: int, epochs: int, out: Path) -> None:
+# (name, environment, op determinism on) of each `speed` measurement; the first two are the baselines.
+SPEED_SETTINGS = (
+    ("TF default", {}, False),
+    ("TF, oneDNN ops on", ONEDNN_OPS, False),
+    ("deterministic avx512", deterministic_env(0, "avx512"), True),
+    ("deterministic avx2", deterministic_env(0, "avx2"), True),
+)
+
+
+def timed_fit(arch: str, op_determinism: bool, n: int, epochs: int, out: Path) -> None:
     """Child process: images/s of model.fit, median of `epochs` epochs after a warm-up epoch."""
-    from cosmic.determinism import apply_cpu_determinism
-
-    apply_cpu_determinism(deterministic)
     import keras
     import tensorflow as tf
 
     from cosmic.training import compile_model
 
     keras.utils.set_random_seed(0)
-    if deterministic:
+    if op_determinism:
         tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n, 64, 64, 3)).astype(np.float32)
@@ -235,26 +262,29 @@ def timed_fit(arch: str, deterministic: bool, n: int, epochs: int, out: Path) ->
 
 
 def speed(archs: list[str], n: int, epochs: int, repeats: int) -> None:
-    rates: dict[tuple[str, bool], list[dict]] = {}
+    rates: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rate.json"
         for _ in range(repeats):
             for arch in archs:
-                for det in (False, True):
-                    _run_child(["_fit", arch, str(int(det)), str(n), str(epochs), str(out)], {})
-                    rates.setdefault((arch, det), []).append(json.loads(out.read_text()))
-    print(f"CPU: {cpu_description()}; training throughput without / with base.deterministic (64x64 input, batch 64, "
-          f"{n} images, median of {epochs} epochs per run, median of {repeats} alternating runs per setting). "
-          "images/s: wall clock; images/cpu-s: per second of CPU time of the process, steadier on a shared CPU")
-    print(f"{'model':10s} {'images/s':>17s} {'cost':>6s} {'images/cpu-s':>17s} {'cost':>6s}  wall runs")
+                for name, env, det in SPEED_SETTINGS:
+                    _run_child(["_fit", arch, str(int(det)), str(n), str(epochs), str(out)], env)
+                    rates.setdefault((arch, name), []).append(json.loads(out.read_text()))
+    print(f"CPU: {cpu_description()}; training throughput (64x64 input, batch 64, {n} random images, median of "
+          f"{epochs} epochs per run, median of {repeats} alternating runs per setting). images/s: wall clock; "
+          "cpu: images per second of CPU time of the process, steadier on a shared CPU. Cost: against TensorFlow's "
+          "default here / against TensorFlow with its oneDNN ops on (its default on AVX-512 VNNI/BF16 and AMX CPUs)")
+    print(f"{'model':10s} {'setting':22s} {'images/s':>9s} {'cost':>15s} {'cpu':>7s} {'cost':>15s}  wall runs")
     for arch in archs:
-        a, b = rates[(arch, False)], rates[(arch, True)]
-        cols = []
-        for key in ("wall", "cpu"):
-            x, y = np.median([r[key] for r in a]), np.median([r[key] for r in b])
-            cols.append(f"{x:7.1f} / {y:7.1f} {100 * (1 - y / x):5.1f}%")
-        runs = " ".join(f"{r['wall']:.0f}" for r in a) + " / " + " ".join(f"{r['wall']:.0f}" for r in b)
-        print(f"{arch:10s} {cols[0]} {cols[1]}  {runs}")
+        med = {name: {k: float(np.median([r[k] for r in rates[(arch, name)]])) for k in ("wall", "cpu")}
+               for name, *_ in SPEED_SETTINGS}
+        for name, *_ in SPEED_SETTINGS:
+            cols = []
+            for key in ("wall", "cpu"):
+                costs = [100 * (1 - med[name][key] / med[base][key]) for base, *_ in SPEED_SETTINGS[:2]]
+                cols.append(f"{med[name][key]:9.1f} {costs[0]:+6.1f}%/{costs[1]:+6.1f}%")
+            runs = " ".join(f"{r['wall']:.0f}" for r in rates[(arch, name)])
+            print(f"{arch:10s} {name:22s} {cols[0]} {cols[1]}  {runs}")
 
 
 def main() -> None:
@@ -266,19 +296,25 @@ def main() -> None:
         return timed_fit(arch, det == "1", int(n), int(epochs), Path(out))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compare", help="find where results differ between CPU settings")
+    c = sub.add_parser("compare", help="find where results differ between CPU settings and CPUs")
     c.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS))
     c.add_argument("--steps", type=int, default=5)
     c.add_argument("--groups", nargs="+", choices=sorted({s[0] for s in SETTINGS}),
                    default=list(dict.fromkeys(s[0] for s in SETTINGS)), help="groups of settings to run")
-    s = sub.add_parser("speed", help="training throughput without and with the deterministic setting")
+    c.add_argument("--as", dest="others", nargs="*", choices=sorted(othercpu.CPUS), default=[],
+                   help="also run the deterministic settings as on these CPUs (benchmarks/othercpu.py)")
+    s = sub.add_parser("speed", help="training throughput of TensorFlow's defaults and the deterministic settings")
     s.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS))
-    s.add_argument("--n", type=int, default=512)
-    s.add_argument("--epochs", type=int, default=3)
+    s.add_argument("--n", type=int, default=640)
+    s.add_argument("--epochs", type=int, default=2)
     s.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     if args.command == "compare":
-        compare(args.archs, args.steps, args.groups)
+        for other in args.others:
+            why = othercpu.unavailable(other)
+            if why:
+                ap.error(f"--as {other}: {why}")
+        compare(args.archs, args.steps, args.groups, args.others)
     else:
         speed(args.archs, args.n, args.epochs, args.repeats)
 

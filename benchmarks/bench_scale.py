@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' fixture helpers, when run as `python benchmarks/bench_scale.py`
 sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks/machine.py
 
-from cosmic.determinism import DETERMINISTIC_ENV  # noqa: E402
+from cosmic.determinism import CPU_ENV_KEYS  # noqa: E402
 from machine import cpu_description  # noqa: E402
 from tests.conftest import tiny_params  # noqa: E402
 from tests.test_dvc_workflows import QUEUED, _copy_project, _queue_rows  # noqa: E402
@@ -61,7 +61,7 @@ QUEUE_TIMEOUT_S = 3600
 def _env() -> dict[str, str]:
     # What a user's shell has: none of the settings the stages make themselves (base.deterministic,
     # base.threads), none of this interpreter's PYTHONPATH or git state.
-    drop = {*DETERMINISTIC_ENV, "TF_NUM_INTEROP_THREADS", "PYTHONPATH"}
+    drop = {*CPU_ENV_KEYS, "PYTHONPATH"}
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("GIT_")}
     env.update(TF_CPP_MIN_LOG_LEVEL="2", DVC_NO_ANALYTICS="1", PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}")
     return env

@@ -15,6 +15,8 @@ import yaml
 PARAMS_FILE = Path("params.yaml")
 TUNERS = ("random", "bayesian", "hyperband")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# base.cpu_isa: keys of cosmic.determinism.CPU_ISA (params must not import it: determinism imports params).
+CPU_ISAS = ("avx512", "avx2")
 
 
 class ParamError(ValueError):
@@ -36,7 +38,8 @@ _Loader.add_implicit_resolver(
 # Every key params.yaml may hold: a nested dict is a nested mapping, None a leaf value.
 _FIT = dict.fromkeys(("batch_size", "patience", "class_weight", "augment"))
 SCHEMA: dict[str, Any] = {
-    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic", "threads",
+    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic", "cpu_isa",
+                              "threads",
                               "strategy", "mixed_precision", "recall_balance")),
              "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
                                                     "noise", "saturation"))},
@@ -217,6 +220,7 @@ class Base:
     image_size: int
     class_names: tuple[str, str]
     deterministic: bool
+    cpu_isa: str  # instruction-set cap of TensorFlow's kernels under `deterministic` (cosmic/determinism.py)
     domain: DomainRandomization | None  # None: domain randomisation is off
     threads: int  # TensorFlow's intra- and inter-op threads; 0: its default (cosmic/determinism.py)
     strategy: str = "default"  # tf.distribute strategy of the training stages (cosmic/distributed.py)
@@ -253,7 +257,8 @@ def base(raw: Mapping[str, Any]) -> Base:
     if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n for n in names)
             and names[0] != names[1]):
         raise s.fail("class_names", names, "two distinct names, [elliptical-like, spiral-like]")
-    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"), _domain(s),
+    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"),
+                s.choice("cpu_isa", CPU_ISAS), _domain(s),
                 s.integer("threads", 0, 1024), s.choice("strategy", STRATEGIES), s.boolean("mixed_precision"),
                 s.boolean("recall_balance"))
 

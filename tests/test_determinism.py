@@ -1,4 +1,4 @@
-"""base.deterministic: the same weights bit for bit whatever instruction set and cores the CPU has."""
+"""base.deterministic: the same weights bit for bit whatever caches, instruction sets and cores the CPU has."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ import sys
 import numpy as np
 import pytest
 
-from cosmic import determinism
+from cosmic import determinism, params
 from tests.conftest import REPO
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+import othercpu  # noqa: E402
+
 # Trains a small CNN and a small MobileNetV2 (depthwise convolutions, batch norm) through the stages'
-# own fit, augmentation and domain randomisation, and saves every weight.
+# own fit, augmentation and domain randomisation, and saves every weight. argv[1]: base.cpu_isa, or
+# "env" to keep the CPU settings of the environment.
 TRAIN_SCRIPT = """
 import sys
 from cosmic.determinism import apply_cpu_determinism
-apply_cpu_determinism(sys.argv[1] == "1")
+if sys.argv[1] != "env":
+    apply_cpu_determinism(True, cpu_isa=sys.argv[1])
 import numpy as np
 from cosmic import params
 from cosmic.augment import basic_augment, with_domain_randomization
@@ -41,51 +46,119 @@ for name, model in (("cnn", build_baseline(32, (8, 16), 3, 16, 0.5)),
 np.savez(sys.argv[2], **weights)
 """
 
+# The setting of this module before TensorFlow's own oneDNN ops were used: Eigen's kernels everywhere.
+EIGEN_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0",
+             "ONEDNN_MAX_CPU_ISA": "AVX", "TF_NUM_INTRAOP_THREADS": "2"}
 
-def _train(tmp_path, env: dict, cpus: str | None) -> tuple[dict, str]:
-    """Weights after training in a fresh interpreter with `env` on CPUs `cpus`, and its oneDNN log."""
+
+def _train(tmp_path, cpu_isa: str, env: dict | None = None, cpus: str | None = None,
+           other: str | None = None) -> tuple[dict, str]:
+    """Weights after training in a fresh interpreter (on CPUs `cpus`, as on CPU `other` of othercpu.CPUS),
+    and its oneDNN log."""
     out = tmp_path / f"{len(list(tmp_path.iterdir()))}.npz"
-    full = {k: v for k, v in os.environ.items() if k not in determinism.DETERMINISTIC_ENV}
-    full.update(env, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    full = {k: v for k, v in os.environ.items() if k not in determinism.CPU_ENV_KEYS}
+    full.update(env or {}, ONEDNN_VERBOSE="1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    if other:
+        full.update(othercpu.env(other))
     pin = ["taskset", "-c", cpus] if cpus else []
-    done = subprocess.run([*pin, sys.executable, "-c", TRAIN_SCRIPT, "1", str(out), str(REPO / "params.yaml")],
+    done = subprocess.run([*pin, sys.executable, "-c", TRAIN_SCRIPT, cpu_isa, str(out), str(REPO / "params.yaml")],
                           env=full, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     with np.load(out) as z:
         return {k: z[k] for k in z.files}, done.stdout
 
 
-def _primitives(onednn_log: str) -> set[str]:
-    prefix = "onednn_verbose,v1,primitive,exec,"
-    return {line.split(",")[5] for line in onednn_log.splitlines() if line.startswith(prefix)}
+def _differ(a: dict, b: dict) -> list[str]:
+    assert a.keys() == b.keys()
+    return [k for k in a if a[k].tobytes() != b[k].tobytes()]
 
 
-def test_deterministic_training_is_bit_identical_across_instruction_sets_and_cores(tmp_path):
-    """As on two other CPUs: oneDNN allowed AVX2 and its own ops on 2 cores (TensorFlow's default on AMD
-    Zen 4/5 and recent Intel), or only SSE4.1 on 1 core; base.deterministic overrides both alike."""
-    wide, wide_log = _train(tmp_path, {"ONEDNN_MAX_CPU_ISA": "AVX2", "TF_ENABLE_ONEDNN_OPTS": "1"}, None)
+def _isa_line(onednn_log: str) -> str:
+    return next(line for line in onednn_log.splitlines() if ",isa:" in line).split(",isa:")[1]
+
+
+def _presentable(*names: str) -> list[str]:
+    """The CPUs of `names` that othercpu can present here; skips the test when there is none."""
+    reasons = {name: othercpu.unavailable(name) for name in names}
+    ok = [name for name, why in reasons.items() if not why]
+    if not ok:
+        pytest.skip("; ".join(f"cannot present {name}: {why}" for name, why in reasons.items()))
+    return ok
+
+
+@pytest.mark.slow
+def test_default_setting_is_bit_identical_on_avx512_cpus_with_other_caches(tmp_path):
+    """cpu_isa avx512 trains the same weights here as on a Zen 5 (L1d 48 KiB, L2 1 MiB) and a Skylake-SP
+    (L1d 32 KiB, L2 1 MiB), both AVX-512 without AMX."""
+    others = _presentable("skylake", "zen5")
+    here, log = _train(tmp_path, "avx512")
+    assert "AVX-512" in _isa_line(log) and ",convolution," in log  # oneDNN's own ops, capped at AVX-512
+    for other in others:
+        weights, log = _train(tmp_path, "avx512", other=other)
+        assert "AMX" not in _isa_line(log)
+        differ = _differ(here, weights)
+        assert not differ, f"as on {other}: {len(differ)} of {len(here)} weights differ, first {differ[0]}"
+
+
+@pytest.mark.slow
+def test_portable_setting_is_bit_identical_on_avx2_and_avx512_cpus(tmp_path):
+    """cpu_isa avx2 trains the same weights here as on an AVX2-only Zen 3 (L1d 32 KiB, L2 512 KiB) and a Zen 5."""
+    others = _presentable("zen3", "zen5")
+    here, log = _train(tmp_path, "avx2")
+    assert "AVX2" in _isa_line(log)
+    for other in others:
+        differ = _differ(here, _train(tmp_path, "avx2", other=other)[0])
+        assert not differ, f"as on {other}: {len(differ)} of {len(here)} weights differ, first {differ[0]}"
+
+
+@pytest.mark.slow
+def test_eigen_kernels_differ_with_other_caches(tmp_path):
+    """The cause, and the control that shows othercpu's caches reach TensorFlow: with Eigen's kernels (this
+    module's earlier setting) the convolution filter gradients are summed in blocks cut by the cache sizes,
+    and the weights trained as on a Zen 3 differ from those trained here."""
+    _presentable("zen3")
+    here, _ = _train(tmp_path, "env", env=EIGEN_ENV)
+    assert _differ(here, _train(tmp_path, "env", env=EIGEN_ENV, other="zen3")[0])
+
+
+@pytest.mark.slow
+def test_deterministic_training_ignores_the_users_cpu_settings_and_core_count(tmp_path):
+    """A user's own oneDNN settings (ops off, ISA capped at SSE4.1) and one core instead of two: the same
+    weights, since base.deterministic sets them all and fixes the thread count."""
+    ref, _ = _train(tmp_path, "avx512")
     cpus = "0" if shutil.which("taskset") and len(os.sched_getaffinity(0)) > 1 else None
-    narrow, narrow_log = _train(tmp_path, {"ONEDNN_MAX_CPU_ISA": "SSE41"}, cpus)
-    for log in (wide_log, narrow_log):
-        # Only the sgemm of some convolution gradients, which no switch turns off, and capped at AVX.
-        assert _primitives(log) <= {"gemm_api"} and "isa:Intel AVX\n" in log
-    assert wide.keys() == narrow.keys()
-    differ = [k for k in wide if wide[k].tobytes() != narrow[k].tobytes()]
-    assert not differ, f"{len(differ)} of {len(wide)} weights differ, first {differ[0]}"
+    user = {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "SSE41", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0"}
+    differ = _differ(ref, _train(tmp_path, "avx512", env=user, cpus=cpus)[0])
+    assert not differ, f"{len(differ)} of {len(ref)} weights differ, first {differ[0]}"
+
+
+def test_cpu_isa_choices_are_the_params_choices():
+    assert tuple(determinism.CPU_ISA) == params.CPU_ISAS
 
 
 def test_apply_sets_the_environment_before_tensorflow(monkeypatch):
-    for key in determinism.DETERMINISTIC_ENV:
+    for key in determinism.CPU_ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
     assert not determinism.apply_cpu_determinism(False) and not determinism.cpu_settings_applied()
     assert determinism.apply_cpu_determinism(True)
     assert determinism.cpu_settings_applied()
-    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0" and os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX"
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1" and os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE"
+    assert determinism.apply_cpu_determinism(True, cpu_isa="avx2") and determinism.cpu_settings_applied(cpu_isa="avx2")
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2" and not determinism.cpu_settings_applied(cpu_isa="avx512")
+    with pytest.raises(ValueError, match="cpu_isa is 'avx'; expected one of"):
+        determinism.deterministic_env(0, "avx")
+
+
+def test_a_contraction_kernel_choice_left_in_the_environment_is_removed(monkeypatch):
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.setenv("TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL", "0")
+    assert determinism.apply_cpu_determinism(True)
+    assert "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL" not in os.environ
 
 
 def test_apply_after_tensorflow_warns_and_reports_not_applied(monkeypatch):
-    for key in determinism.DETERMINISTIC_ENV:
+    for key in determinism.CPU_ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setitem(sys.modules, "tensorflow", object())
     with pytest.warns(RuntimeWarning, match="imported before"):
@@ -94,7 +167,7 @@ def test_apply_after_tensorflow_warns_and_reports_not_applied(monkeypatch):
 
 
 def test_params_decide(tmp_path, monkeypatch):
-    for key in determinism.DETERMINISTIC_ENV:
+    for key in determinism.CPU_ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
     text = (REPO / "params.yaml").read_text()
@@ -108,7 +181,7 @@ def test_params_decide(tmp_path, monkeypatch):
 @pytest.mark.parametrize("stage", ["train_baseline", "train_transfer", "tune", "train_optimized", "evaluate"])
 def test_stage_scripts_apply_it_before_importing_tensorflow(stage):
     """Importing a stage as `dvc repro` runs it leaves TensorFlow loaded with the settings, and no warning."""
-    env = {k: v for k, v in os.environ.items() if k not in determinism.DETERMINISTIC_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in determinism.CPU_ENV_KEYS}
     env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
     code = (f"import sys; import stages.{stage}\n"
             "from cosmic.determinism import cpu_settings_applied\n"
@@ -123,16 +196,15 @@ THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 @pytest.fixture
 def clean_cpu_env(monkeypatch):
-    for key in {*determinism.DETERMINISTIC_ENV, *THREAD_VARS}:
+    for key in {*determinism.CPU_ENV_KEYS}:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
 
 
 def test_threads_zero_keeps_the_deterministic_settings_and_tensorflows_inter_op_default(clean_cpu_env):
-    # Exactly the settings of the committed run, from before base.threads existed.
+    # Exactly the settings of the committed run.
     assert determinism.DETERMINISTIC_ENV == determinism.deterministic_env(0) == {
-        "TF_ENABLE_ONEDNN_OPTS": "0", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0", "ONEDNN_MAX_CPU_ISA": "AVX",
-        "TF_NUM_INTRAOP_THREADS": "2"}
+        "TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "TF_NUM_INTRAOP_THREADS": "2"}
     assert determinism.apply_cpu_determinism(True, threads=0)
     assert {k: os.environ[k] for k in determinism.DETERMINISTIC_ENV} == determinism.DETERMINISTIC_ENV
     assert os.environ["TF_NUM_INTRAOP_THREADS"] == str(determinism.INTRA_OP_THREADS)
@@ -142,13 +214,13 @@ def test_threads_zero_keeps_the_deterministic_settings_and_tensorflows_inter_op_
 def test_threads_set_both_pools_with_and_without_determinism(clean_cpu_env):
     assert determinism.apply_cpu_determinism(True, threads=3)
     assert os.environ["TF_NUM_INTRAOP_THREADS"] == os.environ["TF_NUM_INTEROP_THREADS"] == "3"
-    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX"
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX512_CORE"
     # Reproducible per thread count: the checks that know the count demand it; the generic one accepts it.
     assert determinism.cpu_settings_applied(3) and determinism.cpu_settings_applied()
     assert not determinism.cpu_settings_applied(0) and not determinism.cpu_settings_applied(4)
 
-    for key in {*determinism.DETERMINISTIC_ENV, *THREAD_VARS}:
-        os.environ.pop(key)
+    for key in {*determinism.CPU_ENV_KEYS}:
+        os.environ.pop(key, None)
     assert not determinism.apply_cpu_determinism(False, threads=1)
     assert {k: os.environ.get(k) for k in THREAD_VARS} == dict.fromkeys(THREAD_VARS, "1")
     assert "ONEDNN_MAX_CPU_ISA" not in os.environ and not determinism.cpu_settings_applied()
@@ -192,7 +264,7 @@ print(json.dumps({"inter": names["tf_Compute"], "total": sum(names.values())}))
 def test_tensorflow_runs_the_thread_counts_of_base_threads(tmp_path):
     """TF 2.21 honours TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (its tf.config getters report 0)."""
     text = (REPO / "params.yaml").read_text()
-    env = {k: v for k, v in os.environ.items() if k not in {*determinism.DETERMINISTIC_ENV, *THREAD_VARS}}
+    env = {k: v for k, v in os.environ.items() if k not in {*determinism.CPU_ENV_KEYS}}
     env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
     counts = {}
     for n in (1, 3):

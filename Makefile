@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test bench clean
+.PHONY: install repro test check bench clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,11 @@ repro: install
 	@sed -n '/^| model/,/^$$/p' metrics/report.md
 	@echo "Report: metrics/report.md   Plots: plots/ (PNG) and 'dvc plots show' (HTML)"
 	@$(BIN)/python -m cosmic.reproduce
+
+# Validates params.yaml in seconds; add overrides as they would go to `dvc exp run`:
+#   make check S="train_baseline.epochs=3 base.cpu_isa=avx2"
+check: install
+	$(BIN)/cosmic-check-params $(foreach s,$(S),-S $(s))
 
 test: install
 	$(BIN)/python -m pytest

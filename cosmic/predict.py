@@ -10,6 +10,7 @@ recorded in the model file, so predictions match what the model saw in training.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import glob
 import io
@@ -20,15 +21,11 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-# Must be set before TensorFlow is first imported to hide its C++ info banners.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402  (after the environment variable on purpose)
-
-from cosmic.imageops import ImageError, crop_resize, open_converted  # noqa: E402
-from cosmic.metrics import THRESHOLD  # noqa: E402
-from cosmic.tta import predict_proba  # noqa: E402
-from cosmic.utils import atomic_path  # noqa: E402
+from cosmic.imageops import ImageError, crop_resize, open_converted
+from cosmic.tta import predict_proba
+from cosmic.utils import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 OUTPUT_FORMATS = (".csv", ".json")
@@ -38,8 +35,39 @@ DECIMALS = 6
 _GALAXY_ID = re.compile(r"0|[1-9][0-9]*")
 
 
+# p(spiral) above which a galaxy is called spiral (cosmic.metrics.THRESHOLD, not imported: it loads SciPy).
+THRESHOLD = 0.5
+# What to tell a user whose model file is missing or damaged.
+MODEL_FIX = ("run `make repro` to train the models, or `dvc pull` to fetch them from the project's DVC remote "
+             "(`dvc checkout --force` restores a damaged file from the local cache)")
+
+
 class ModelFileError(ValueError):
     """The model file is missing, unloadable or lacks a usable preprocessing record."""
+
+
+def program_name(module: str) -> str:
+    """`cosmic-<module>` when run as that console script, else `python -m cosmic.<module>`."""
+    script = f"cosmic-{module.replace('_', '-')}"
+    return script if Path(sys.argv[0]).name == script else f"python -m cosmic.{module}"
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send what native code writes to stderr (TensorFlow's C++ banners) to /dev/null for a while.
+
+    TensorFlow logs its oneDNN and CPU banners through absl before any Python setting can filter
+    them (TF_CPP_MIN_LOG_LEVEL does not). Python's own errors are raised after stderr is back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def expand_inputs(patterns: Iterable[str]) -> tuple[list[Path], list[str]]:
@@ -128,15 +156,20 @@ def load_classifier(model_path: Path | str):
         ModelFileError: naming the file if it is missing, not a Cosmic Classifier model, or
             its input/output shapes do not match the record.
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_silenced():
+        import tensorflow  # noqa: F401  (loaded here, with its banners silenced)
     from cosmic.modelio import load_model
 
+    if not Path(model_path).is_file():
+        raise ModelFileError(f"{model_path}: model file not found; {MODEL_FIX}")
     try:
         model, record = load_model(model_path)
     except (FileNotFoundError, ValueError) as e:
         raise ModelFileError(str(e)) from None
     except Exception as e:  # noqa: BLE001  Keras raises many types for a damaged archive
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(f"{model_path}: cannot load the Keras model ({first_line})") from None
+        raise ModelFileError(f"{model_path}: cannot load the Keras model ({first_line}); {MODEL_FIX}") from None
     fraction, size, names = check_record(record, model_path)
     in_shape, out_shape = tuple(model.input_shape), tuple(model.output_shape)
     if in_shape[1:] != (size, size, 3) or out_shape[1:] != (1,):
@@ -289,7 +322,7 @@ def positive_int(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of `python -m cosmic.predict`."""
     parser = argparse.ArgumentParser(
-        prog="python -m cosmic.predict", description=__doc__.splitlines()[0],
+        prog=program_name("predict"), description=__doc__.splitlines()[0],
         epilog="Exit status: 0 all images predicted, 1 some files could not be read, 2 usage error.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="image file, folder (non-recursive .jpg/.jpeg/.png) or glob pattern")
@@ -321,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Cheap checks first, so mistakes are reported before TensorFlow is imported.
     if not args.model.is_file():
-        parser.error(f"{args.model}: model file not found")
+        parser.error(f"{args.model}: model file not found; {MODEL_FIX}")
     if args.output is not None:
         problem = check_output(args.output)  # before any prediction, so no work is lost to a bad path
         if problem:
@@ -353,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(f"error: cannot write {args.output}: {e}", file=sys.stderr)
             return 2
-        print(f"wrote {len(rows)} predictions ({n_failed} unreadable) to {args.output}", file=sys.stderr)
+        print(f"wrote {len(rows)} rows to {args.output}: {len(rows) - n_failed} predicted, {n_failed} unreadable",
+              file=sys.stderr)
     return 1 if n_failed else 0
 
 

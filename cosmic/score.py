@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cosmic.evaluation import metric_block
-from cosmic.predict import ModelFileError, positive_int, expand_inputs, load_classifier, predict_files_tta
+from cosmic.predict import (MODEL_FIX, ModelFileError, expand_inputs, load_classifier, positive_int,
+                            predict_files_tta, program_name)
 from cosmic.utils import write_json
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,8 @@ def score_folder(model_path: Path | str, data_dir: Path | str, tta: int = 1, bat
                 "calibration_bins": calibration_bins, "seed": seed}
     metrics = None
     if y:
+        from cosmic.evaluation import metric_block  # imports TensorFlow: not needed for --help or usage errors
+
         metrics = metric_block(y, p, names, **settings)
         if tta > 1:
             metrics["tta"] = {"views": tta, **metric_block(y, p_tta, names, **settings)}
@@ -191,7 +193,7 @@ def _json_path(value: str) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser of `python -m cosmic.score`."""
     parser = argparse.ArgumentParser(
-        prog="python -m cosmic.score", description=__doc__.splitlines()[0],
+        prog=program_name("score"), description=__doc__.splitlines()[0],
         epilog="Exit status: 0 all images scored, 1 some files could not be read (metrics cover the rest), "
                "2 usage error (bad options, model file, or data folder layout).")
     parser.add_argument("data_dir", type=Path, metavar="DIR",
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Cheap checks first, so mistakes are reported before TensorFlow is imported.
     if not args.model.is_file():
-        parser.error(f"{args.model}: model file not found")
+        parser.error(f"{args.model}: model file not found; {MODEL_FIX}")
     if not args.data_dir.is_dir():
         what = "is not a folder" if args.data_dir.exists() else "not found"
         parser.error(f"{args.data_dir}: data folder {what}; {expected_layout(args.data_dir, ('<class>',))}")

@@ -177,7 +177,8 @@ def test_usage_errors_exit_2(saved_model, images, tmp_path, capsys):
     path, _, _ = saved_model
     missing = tmp_path / "nope.keras"
     assert _run(["--model", str(missing), str(images)]) == 2
-    assert f"{missing}: model file not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"{missing}: model file not found" in err and "make repro" in err and "dvc pull" in err
 
     not_model = tmp_path / "fake.keras"
     not_model.write_text("hello")
@@ -232,6 +233,28 @@ def test_module_runs_end_to_end(saved_model, images, tmp_path):
     assert [r["id"] for r in rows] == ["100008", "100023", "100053"]
     assert all(0 <= float(r["p_spiral"]) <= 1 for r in rows)
     assert "Traceback" not in result.stderr
+    # Only its own summary: no TensorFlow banners, whatever TF_CPP_MIN_LOG_LEVEL the user's shell has.
+    assert result.stderr.strip().splitlines() == [f"wrote 3 rows to {out}: 3 predicted, 0 unreadable"]
+
+
+def test_console_scripts_show_their_names_and_start_without_tensorflow():
+    for script in ("cosmic-predict", "cosmic-score", "cosmic-check-params"):
+        exe = Path(sys.executable).with_name(script)
+        if not exe.exists():
+            pytest.skip(f"{script} is not installed beside {sys.executable} (pip install -e .)")
+        env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+        started = time.perf_counter()
+        done = subprocess.run([str(exe), "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.startswith(f"usage: {script} "), done.stdout[:200]
+        assert done.stderr == ""
+    code = "import sys; from cosmic import predict, score; assert 'tensorflow' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
+
+
+def test_threshold_is_the_metrics_threshold():
+    from cosmic import metrics, predict
+
+    assert predict.THRESHOLD == metrics.THRESHOLD
 
 
 def test_16bit_png_is_scaled_not_clipped(saved_model, images, tmp_path, capsys):

@@ -1,0 +1,94 @@
+"""Check params.yaml, with the `-S` overrides a `dvc exp run` would apply, in seconds and before a long run.
+
+Usage: cosmic-check-params [--params FILE] [-S section.key=value ...]
+
+Every section is validated as its stage will validate it; each problem is printed on one line
+naming the key, its value and what was expected. Exit status: 0 valid, 1 invalid, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cosmic import params
+
+# Each section's validator: the same functions the stages call.
+VALIDATORS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "base": params.base, "fetch": params.fetch, "filter": params.filter_, "split": params.split,
+    "preprocess": params.preprocess, "augment": params.albumentations, "train_baseline": params.train_baseline,
+    "train_transfer": params.train_transfer, "tune": params.tune, "train_optimized": params.train_optimized,
+    "evaluate": params.evaluate,
+}
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Set one `section.key=value` in `raw` as `dvc exp run -S` does (the value read as YAML).
+
+    Raises:
+        ParamError: the assignment has no '=' or no key, or goes through a key that is not a mapping.
+    """
+    key, sep, text = assignment.partition("=")
+    if not sep or not key.strip():
+        raise params.ParamError(f"-S {assignment!r}: expected section.key=value")
+    try:
+        value = yaml.load(text, Loader=params._Loader)  # noqa: S506  (a SafeLoader)
+    except yaml.YAMLError:
+        value = text
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for i, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise params.ParamError(f"-S {assignment!r}: '{'.'.join(parents[:i + 1])}' is not a section")
+    node[leaf] = value
+
+
+def problems(raw: Mapping[str, Any], path: Path | str) -> list[str]:
+    """The first problem of every section, each once; empty when the params are valid."""
+    try:
+        params.check_keys(raw, path)
+    except params.ParamError as e:
+        return [str(e)]
+    found = []
+    for validate in VALIDATORS.values():
+        try:
+            validate(raw)
+        except params.ParamError as e:
+            if str(e) not in found:  # stages that read `base` too report its problem again
+                found.append(str(e))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    prog = "cosmic-check-params" if Path(sys.argv[0]).name == "cosmic-check-params" else "python -m cosmic.check_params"
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    ap.add_argument("--params", type=Path, default=params.PARAMS_FILE, help="params file (default: params.yaml)")
+    ap.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override, as `dvc exp run -S` takes it (repeatable)")
+    args = ap.parse_args(argv)
+    try:
+        raw = params.load(args.params)
+        for assignment in args.overrides:
+            apply_override(raw, assignment)
+    except params.ParamError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    found = problems(raw, args.params)
+    what = f"{args.params}" + (f" with {len(args.overrides)} override(s)" if args.overrides else "")
+    for message in found:
+        print(f"error: {message}", file=sys.stderr)
+    if found:
+        print(f"{what}: {len(found)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{what}: valid ({len(VALIDATORS)} sections checked)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

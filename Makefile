@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test check bench clean
+.PHONY: install repro test check verify bench clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,10 @@ repro: install
 #   make check S="train_baseline.epochs=3 base.cpu_isa=avx2"
 check: install
 	$(BIN)/cosmic-check-params $(foreach s,$(S),-S $(s))
+
+# Rehashes every output in dvc.lock and its DVC cache object; prints the command that repairs each mismatch.
+verify: install
+	$(BIN)/cosmic-verify
 
 test: install
 	$(BIN)/python -m pytest

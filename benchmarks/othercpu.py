@@ -37,6 +37,8 @@ CPUS = {
                 "avx512", "avx2"),
     "skylake": Cpu("Intel Xeon Skylake-SP-like: AVX-512 without AMX, L1d 32 KiB, L2 1 MiB, L3 38.5 MiB",
                    (32, 1024, 39424), "amx", "avx512f"),
+    "rocketlake": Cpu("Intel Core Rocket Lake-like: AVX-512 without AMX, L1d 48 KiB, L2 512 KiB, L3 16 MiB",
+                      (48, 512, 16384), "amx", "avx512f"),
     "zen5": Cpu("AMD EPYC Zen 5-like: AVX-512 without AMX, L1d 48 KiB, L2 1 MiB, L3 32 MiB", (48, 1024, 32768),
                 "amx", "avx512f"),
 }

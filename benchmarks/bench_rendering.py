@@ -93,11 +93,12 @@ def render(pixels: np.ndarray, kind: str, value: float, rng: np.random.Generator
 
 def render_folder(real: Path, out: Path, kind: str, value: float, seed: int = 0) -> None:
     """Re-render every image of real/<class>/ into out/<class>/ (JPEG, quality 95), seeded per image."""
-    for folder in sorted(p for p in real.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    folders = sorted(p for p in real.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for c, folder in enumerate(folders):
         (out / folder.name).mkdir(parents=True)
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         for i, path in enumerate(files):
-            rng = np.random.default_rng([seed, i, len(folder.name)])
+            rng = np.random.default_rng([seed, c, i])
             pixels = np.asarray(open_rgb(path), dtype=np.uint8)
             Image.fromarray(render(pixels, kind, value, rng)).save(out / folder.name / f"{path.stem}.jpg", quality=95)
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from cosmic import params
+from cosmic.cli import program_name
 
 # Each section's validator: the same functions the stages call.
 VALIDATORS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
@@ -66,8 +67,7 @@ def problems(raw: Mapping[str, Any], path: Path | str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prog = "cosmic-check-params" if Path(sys.argv[0]).name == "cosmic-check-params" else "python -m cosmic.check_params"
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog=program_name("check_params"), description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=params.PARAMS_FILE, help="params file (default: params.yaml)")
     ap.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="an override, as `dvc exp run -S` takes it (repeatable)")

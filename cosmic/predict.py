@@ -10,7 +10,6 @@ recorded in the model file, so predictions match what the model saw in training.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import glob
 import io
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cosmic.cli import native_stderr_silenced, program_name
 from cosmic.imageops import ImageError, crop_resize, open_converted
 from cosmic.tta import predict_proba
 from cosmic.utils import atomic_path
@@ -39,35 +39,11 @@ _GALAXY_ID = re.compile(r"0|[1-9][0-9]*")
 THRESHOLD = 0.5
 # What to tell a user whose model file is missing or damaged.
 MODEL_FIX = ("run `make repro` to train the models, or `dvc pull` to fetch them from the project's DVC remote "
-             "(`dvc checkout --force` restores a damaged file from the local cache)")
+             "(`make verify` finds a damaged file and prints the command that repairs it)")
 
 
 class ModelFileError(ValueError):
     """The model file is missing, unloadable or lacks a usable preprocessing record."""
-
-
-def program_name(module: str) -> str:
-    """`cosmic-<module>` when run as that console script, else `python -m cosmic.<module>`."""
-    script = f"cosmic-{module.replace('_', '-')}"
-    return script if Path(sys.argv[0]).name == script else f"python -m cosmic.{module}"
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Send what native code writes to stderr (TensorFlow's C++ banners) to /dev/null for a while.
-
-    TensorFlow logs its oneDNN and CPU banners through absl before any Python setting can filter
-    them (TF_CPP_MIN_LOG_LEVEL does not). Python's own errors are raised after stderr is back.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def expand_inputs(patterns: Iterable[str]) -> tuple[list[Path], list[str]]:

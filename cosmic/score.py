@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cosmic.predict import (MODEL_FIX, ModelFileError, expand_inputs, load_classifier, positive_int,
-                            predict_files_tta, program_name)
+from cosmic.cli import program_name
+from cosmic.predict import MODEL_FIX, ModelFileError, expand_inputs, load_classifier, positive_int, predict_files_tta
 from cosmic.utils import write_json
 
 log = logging.getLogger(__name__)

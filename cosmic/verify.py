@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosmic.predict import program_name
+from cosmic.cli import program_name
 
 if TYPE_CHECKING:
     from dvc.output import Output

@@ -15,6 +15,7 @@ from cosmic import determinism, params
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+import bench_determinism  # noqa: E402
 import othercpu  # noqa: E402
 
 # Trains a small CNN and a small MobileNetV2 (depthwise convolutions, batch norm) through the stages'
@@ -47,8 +48,7 @@ np.savez(sys.argv[2], **weights)
 """
 
 # The setting of this module before TensorFlow's own oneDNN ops were used: Eigen's kernels everywhere.
-EIGEN_ENV = {"TF_ENABLE_ONEDNN_OPTS": "0", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0",
-             "ONEDNN_MAX_CPU_ISA": "AVX", "TF_NUM_INTRAOP_THREADS": "2"}
+EIGEN_ENV = bench_determinism.EIGEN_DETERMINISTIC
 
 
 def _train(tmp_path, cpu_isa: str, env: dict | None = None, cpus: str | None = None,

@@ -1,0 +1,32 @@
+"""What the command-line tools share: their program name and a quiet TensorFlow start."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+
+def program_name(module: str) -> str:
+    """`cosmic-<module>` when run as that console script, else `python -m cosmic.<module>`."""
+    script = f"cosmic-{module.replace('_', '-')}"
+    return script if Path(sys.argv[0]).name == script else f"python -m cosmic.{module}"
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send what native code writes to stderr (TensorFlow's C++ banners) to /dev/null for a while.
+
+    TensorFlow logs its oneDNN and CPU banners through absl before any Python setting can filter
+    them (TF_CPP_MIN_LOG_LEVEL does not). Python's own errors are raised after stderr is back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_realsky.py [--real ../shared/realsky-dev] [--mode
 
 Scores each models/*.keras with `cosmic.score.score_folder` on a one-folder-per-class set of real
 galaxies (REAL/elliptical/*.jpg, REAL/spiral/*.jpg), in one process so TensorFlow loads once.
-Frames of any size work: each model centre-crops the same fraction of the frame it was trained on.
+Frames of any size work: each model crops them as its file records (fixed fraction or adaptive to the galaxy).
 """
 
 from __future__ import annotations

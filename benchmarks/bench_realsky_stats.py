@@ -21,7 +21,7 @@ import pandas as pd
 from PIL import Image
 
 from cosmic import imagestats, paths
-from cosmic.imageops import load_crop_resize
+from cosmic.imageops import Crop, load_crop_resize
 from cosmic.score import LayoutError, class_files
 
 CLASS_NAMES = ("elliptical", "spiral")
@@ -60,7 +60,7 @@ def figure(real: list[tuple[str, Path]], synthetic: list[tuple[str, Path]], per_
         for source, items in (("real SDSS", real), ("synthetic", synthetic)):
             files = [p for c, p in items if c == name]
             pick = rng.choice(len(files), min(per_row, len(files)), replace=False)
-            tiles = [load_crop_resize(files[i], CROP_FRACTION, TILE) for i in sorted(pick)]
+            tiles = [load_crop_resize(files[i], Crop(CROP_FRACTION), TILE) for i in sorted(pick)]
             rows.append((f"{source} {name}", np.concatenate(tiles, axis=1)))
     fig, axes = plt.subplots(len(rows), 1, figsize=(per_row * 1.1, len(rows) * 1.25))
     for ax, (title, strip) in zip(axes, rows):

@@ -36,7 +36,7 @@ from cosmic.imageops import open_rgb  # noqa: E402
 from cosmic.predict import IMAGE_EXTENSIONS, positive_int, write_atomic  # noqa: E402
 from cosmic.score import score_folder  # noqa: E402
 
-DEFAULT_PERTURBATIONS = ("none", "scale0.8", "scale0.6", "noise1.5", "gamma0.7")
+DEFAULT_PERTURBATIONS = ("none", "scale0.8", "scale0.6", "scale0.5", "noise1.5", "gamma0.7")
 _PATTERN = re.compile(r"none|(scale|noise|gamma)([0-9]*\.?[0-9]+)")
 # Outer band of the frame taken as sky, as a fraction of its side.
 BORDER = 0.08

@@ -74,9 +74,10 @@ class AlbumentationsBatch:
 
 
 def domain_randomize(images: tf.Tensor, seed: tf.Tensor, p: DomainRandomization) -> tf.Tensor:
-    """Vary each image the way real SDSS frames vary: scale, white balance, saturation, brightness, seeing, noise.
+    """Vary each image the way real frames vary: scale, stretch, white balance, saturation, brightness, seeing, noise.
 
-    The galaxy is zoomed about the centre (`p.zoom`; zooming out fills with black sky), each channel
+    The galaxy is zoomed about the centre (`p.zoom`; zooming out fills with black sky), the display
+    stretch changed by a power law v -> 255 (v / 255)^G with log G uniform in ±`p.gamma`, each channel
     gets a log-normal gain and the whole image a log-uniform brightness factor, the colour saturation
     is scaled by a factor in 1 ± `p.saturation` about each pixel's grey level, a binomial blur is
     mixed in with a random weight up to `p.blur`, and Gaussian noise of a random std up to `p.noise`
@@ -92,10 +93,12 @@ def domain_randomize(images: tf.Tensor, seed: tf.Tensor, p: DomainRandomization)
     """
     x = tf.cast(images, tf.float32)
     n, size = tf.shape(x)[0], tf.shape(x)[1]
-    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(7)]
+    seeds = [tf.random.experimental.stateless_fold_in(seed, i) for i in range(8)]
     half = 0.5 / tf.random.stateless_uniform([n], seeds[0], p.zoom[0], p.zoom[1])
     boxes = tf.stack([0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half], axis=1)
     x = tf.image.crop_and_resize(x, boxes, tf.range(n), tf.stack([size, size]), extrapolation_value=0.0)
+    stretch = tf.exp(tf.random.stateless_uniform([n, 1, 1, 1], seeds[7], -p.gamma, p.gamma))
+    x = 255.0 * tf.pow(tf.clip_by_value(x, 0.0, 255.0) / 255.0, stretch)
     gains = tf.exp(tf.random.stateless_normal([n, 1, 1, 3], seeds[1], 0.0, p.colour_gain)
                    + tf.random.stateless_uniform([n, 1, 1, 1], seeds[2], -p.brightness, p.brightness))
     x = x * gains

@@ -1,8 +1,10 @@
-"""Image decoding and the centre crop + resize shared by preprocess and predict."""
+"""Image decoding and the crop + resize shared by preprocess, predict and score."""
 
 from __future__ import annotations
 
+import functools
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +104,110 @@ def _scale_to_rgb(img: Image.Image, path: Path) -> Image.Image:
     return Image.fromarray(gray).convert("RGB")
 
 
-def crop_resize(img: Image.Image, fraction: float, size: int) -> np.ndarray:
-    """Centre-crop `fraction` of the frame and resize it to size x size.
+# The Petrosian radius is measured on a copy about this many pixels wide: a 424-px frame is
+# reduced 4x, which keeps the radius to a few percent and costs ~1 ms.
+_MEASURE_SIDE = 106
+# Outer band of the frame taken as sky, as a fraction of its side.
+_SKY_BAND = 0.08
+# SDSS's Petrosian ratio: the radius where the surface brightness falls to 0.2 of the mean inside it.
+_PETROSIAN_ETA = 0.2
+# A central source must be this many sky standard deviations above the sky.
+_DETECTION_SIGMA = 3.0
+
+
+@dataclass(frozen=True)
+class Crop:
+    """How a frame is cut before it is resized: a fixed centre fraction, or a multiple of the galaxy's size.
+
+    Attributes:
+        fraction: side of the fixed centre crop as a fraction of the frame side; the adaptive crop
+            falls back to it when no central source is found.
+        factor: None for the fixed crop; else the adaptive crop's side in units of the central
+            galaxy's Petrosian radius, so the galaxy fills the same share of the model's input
+            whatever the cutout's pixel scale.
+    """
+
+    fraction: float
+    factor: float | None = None
+
+    def side(self, img: Image.Image) -> tuple[int, bool]:
+        """Side in pixels of the square cut from the frame centre, and whether it was measured.
+
+        Returns:
+            (side, measured): measured is False for the fixed crop and for an adaptive crop that
+            fell back to the fixed one because no central source was found.
+        """
+        w, h = img.size
+        fixed = max(1, round(self.fraction * min(w, h)))
+        if self.factor is None:
+            return fixed, False
+        radius = petrosian_radius(img)
+        if radius is None:
+            return fixed, False
+        return int(min(min(w, h), max(1, round(self.factor * radius)))), True
+
+
+def crop_of(crop: str, crop_size: int, crop_factor: float) -> Crop:
+    """The `Crop` that the `base` params crop, crop_size and crop_factor describe.
+
+    Raises:
+        ValueError: naming `base.crop_size` when the crop is larger than the frame.
+    """
+    return Crop(crop_fraction(crop_size), crop_factor if crop == "adaptive" else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _rings(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame shape: pixel indices inside the inscribed circle, their ring, ring sizes and starts."""
+    yy, xx = np.indices((h, w))
+    ring = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2).astype(np.int64).ravel()
+    inside = np.flatnonzero(ring < min(h, w) // 2)
+    counts = np.bincount(ring[inside])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return inside, ring[inside], counts, starts
+
+
+def petrosian_radius(img: Image.Image) -> float | None:
+    """Petrosian radius of the source at the frame centre, in the image's pixels; None if there is none.
+
+    The frame is reduced to grey at about `_MEASURE_SIDE` pixels and the sky (median of the outer
+    band) subtracted. The profile is the median of each one-pixel ring about the centre, so stars and
+    neighbours that cover less than half a ring do not count. The radius is where the ring's
+    brightness falls to `_PETROSIAN_ETA` of the mean inside it (SDSS's definition): a ratio of two
+    brightnesses, so it does not move with the sky depth or the exposure, only with the galaxy's size.
+    Deterministic: no randomness, no fitted iteration.
+    """
+    w, h = img.size
+    reduce = max(1, min(w, h) // _MEASURE_SIDE)
+    grey = img.convert("L")
+    grey = np.asarray(grey.reduce(reduce) if reduce > 1 else grey, dtype=np.float64)
+    gh, gw = grey.shape
+    if min(gh, gw) < 8:
+        return None
+    b = max(1, round(_SKY_BAND * min(gh, gw)))
+    band = np.concatenate([grey[:b].ravel(), grey[-b:].ravel(), grey[b:-b, :b].ravel(), grey[b:-b, -b:].ravel()])
+    sky = np.median(band)
+    sigma = max(1.4826 * np.median(np.abs(band - sky)), 0.5)
+    inside, ring, counts, starts = _rings(gh, gw)
+    # Sorting value + ring * offset orders by ring, then by value: one sort gives every ring's median.
+    offset = 1024.0
+    ordered = np.sort(grey.ravel()[inside] - sky + ring * offset)
+    profile = ordered[starts + counts // 2] - np.arange(counts.size) * offset
+    if profile[:3].mean() < _DETECTION_SIGMA * sigma:
+        return None
+    mean_inside = np.cumsum(profile * counts) / np.cumsum(counts)
+    ratio = profile / np.maximum(mean_inside, 1e-9)
+    below = np.flatnonzero(ratio[1:] < _PETROSIAN_ETA)
+    if below.size == 0:
+        return float(counts.size * reduce)
+    j = int(below[0]) + 1
+    # Linear interpolation of the ratio between the centres (k + 0.5) of rings j - 1 and j.
+    step = (ratio[j - 1] - _PETROSIAN_ETA) / (ratio[j - 1] - ratio[j])
+    return float((j - 0.5 + step) * reduce)
+
+
+def cut_resize(img: Image.Image, side: int, size: int) -> np.ndarray:
+    """Cut the centred square of `side` pixels and resize it to size x size.
 
     Resampling is antialiased bilinear, so downscaling averages pixels rather than aliasing.
 
@@ -111,13 +215,17 @@ def crop_resize(img: Image.Image, fraction: float, size: int) -> np.ndarray:
         uint8 array of shape (size, size, 3).
     """
     w, h = img.size
-    side = max(1, round(fraction * min(w, h)))
     left, top = (w - side) // 2, (h - side) // 2
     # Crop first so the resampling filter never reaches pixels outside the crop.
     out = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(out, dtype=np.uint8)
 
 
-def load_crop_resize(path: Path | str, fraction: float, size: int, allow_convert: bool = False) -> np.ndarray:
-    """Decode an image file and return its centre crop resized to size x size x 3 (uint8)."""
-    return crop_resize(open_rgb(path, allow_convert), fraction, size)
+def crop_resize(img: Image.Image, crop: Crop, size: int) -> np.ndarray:
+    """Crop the frame as `crop` says and resize the square to size x size (uint8, (size, size, 3))."""
+    return cut_resize(img, crop.side(img)[0], size)
+
+
+def load_crop_resize(path: Path | str, crop: Crop, size: int, allow_convert: bool = False) -> np.ndarray:
+    """Decode an image file and return its crop resized to size x size x 3 (uint8)."""
+    return crop_resize(open_rgb(path, allow_convert), crop, size)

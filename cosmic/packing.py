@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from cosmic.imageops import crop_fraction, load_crop_resize
+from cosmic.imageops import Crop, cut_resize, open_rgb
 from cosmic.utils import atomic_path, progress
 
 IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
@@ -30,8 +30,15 @@ class Arrays(NamedTuple):
     ids: np.ndarray
 
 
-def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size: int,
-               chunk_size: int = 256, workers: int = 2) -> int:
+def _load(path: str, crop: Crop, size: int) -> tuple[np.ndarray, bool]:
+    """Decode, crop and resize one image; also whether the crop was measured on it (see `Crop.side`)."""
+    img = open_rgb(path)
+    side, measured = crop.side(img)
+    return cut_resize(img, side, size), measured
+
+
+def pack_split(manifest: pd.DataFrame, out_dir: Path, crop: Crop, image_size: int,
+               chunk_size: int = 256, workers: int = 2) -> tuple[int, int]:
     """Decode, crop and resize a split's images into out_dir/{images,labels,ids}.npy.
 
     Images are written chunk by chunk into a memory-mapped file, so memory stays bounded
@@ -39,11 +46,12 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size
     name and renamed at the end, so an interrupted run leaves no complete-looking array.
 
     Returns:
-        The number of images written.
+        (images written, images an adaptive crop found no central source in and cut with the fixed crop).
     """
     out_dir = Path(out_dir)
     n = len(manifest)
-    load = partial(load_crop_resize, fraction=crop_fraction(crop_size), size=image_size)
+    load = partial(_load, crop=crop, size=image_size)
+    fallbacks = 0
     paths = manifest["image_path"].tolist()
     with atomic_path(out_dir / IMAGES) as tmp:
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3))
@@ -51,8 +59,9 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size
         try:
             for start in progress(range(0, n, chunk_size), desc=f"packing {out_dir.name}", unit="chunk"):
                 batch = paths[start:start + chunk_size]
-                decoded = pool.map(load, batch, chunksize=16) if pool else map(load, batch)
-                images[start:start + len(batch)] = np.stack(list(decoded))
+                decoded = list(pool.map(load, batch, chunksize=16) if pool else map(load, batch))
+                images[start:start + len(batch)] = np.stack([pixels for pixels, _ in decoded])
+                fallbacks += sum(not measured for _, measured in decoded) if crop.factor is not None else 0
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
@@ -60,7 +69,7 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size
         del images
         _save(out_dir / LABELS, manifest["label"].to_numpy(np.uint8))
         _save(out_dir / IDS, manifest["GalaxyID"].to_numpy(np.int64))
-    return n
+    return n, fallbacks
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -68,11 +77,22 @@ def _save(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def write_meta(out_dir: Path, crop_size: int, image_size: int, class_names: tuple[str, str],
-               counts: dict[str, int]) -> None:
-    """Record the preprocessing the arrays were made with."""
-    meta = {"crop_size": crop_size, "image_size": image_size, "class_names": list(class_names),
-            "counts": counts}
+# The param each recorded setting comes from, for the stale-arrays message.
+_PARAM_OF = {"crop_fraction": "base.crop_size"}
+
+
+def crop_record(crop: Crop) -> dict:
+    """How the arrays were cropped, as `write_meta` records it and `load_splits` checks it."""
+    return {"crop": "fixed" if crop.factor is None else "adaptive", "crop_fraction": crop.fraction,
+            "crop_factor": crop.factor}
+
+
+def write_meta(out_dir: Path, crop: Crop, image_size: int, class_names: tuple[str, str],
+               counts: dict[str, int], fallbacks: dict[str, int]) -> None:
+    """Record the preprocessing the arrays were made with, and per split how often an adaptive crop fell back."""
+    adaptive = {} if crop.factor is None else {"crop_fallbacks": fallbacks}
+    meta = {**crop_record(crop), "image_size": image_size, "class_names": list(class_names),
+            "counts": counts, **adaptive}
     text = json.dumps(meta, indent=2) + "\n"
     with atomic_path(Path(out_dir) / META) as tmp:
         tmp.write_text(text)
@@ -99,7 +119,7 @@ def load_split(processed_dir: Path, split: str) -> Arrays:
     return Arrays(np.load(d / IMAGES, mmap_mode="r"), np.load(d / LABELS), np.load(d / IDS))
 
 
-def load_splits(processed_dir: Path, splits: tuple[str, ...], *, crop_size: int, image_size: int,
+def load_splits(processed_dir: Path, splits: tuple[str, ...], *, crop: Crop, image_size: int,
                 class_names: tuple[str, str]) -> tuple[Arrays, ...]:
     """Open packed splits after checking they were made with the settings the stage runs with.
 
@@ -111,8 +131,9 @@ def load_splits(processed_dir: Path, splits: tuple[str, ...], *, crop_size: int,
         StaleArraysError: naming each setting that differs from the record of `write_meta`.
     """
     meta = read_meta(processed_dir)
-    expected = {"crop_size": crop_size, "image_size": image_size, "class_names": list(class_names)}
-    stale = [f"{key} {meta.get(key)!r} (base.{key} is {value!r})" for key, value in expected.items()
+    expected = {**crop_record(crop), "image_size": image_size, "class_names": list(class_names)}
+    stale = [f"{key} {meta.get(key)!r} ({_PARAM_OF.get(key, 'base.' + key)} gives {value!r})"
+             for key, value in expected.items()
              if meta.get(key) != value]
     if stale:
         raise StaleArraysError(f"{processed_dir} was packed with {', '.join(stale)}; re-run preprocess "

@@ -17,6 +17,8 @@ TUNERS = ("random", "bayesian", "hyperband")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # base.cpu_isa: keys of cosmic.determinism.CPU_ISA (params must not import it: determinism imports params).
 CPU_ISAS = ("avx512", "avx2")
+# base.crop: what cosmic.imageops.crop_of builds (params must not import imageops: every stage reads params).
+CROPS = ("fixed", "adaptive")
 
 
 class ParamError(ValueError):
@@ -38,11 +40,11 @@ _Loader.add_implicit_resolver(
 # Every key params.yaml may hold: a nested dict is a nested mapping, None a leaf value.
 _FIT = dict.fromkeys(("batch_size", "patience", "class_weight", "augment"))
 SCHEMA: dict[str, Any] = {
-    "base": {**dict.fromkeys(("seed", "crop_size", "image_size", "class_names", "deterministic", "cpu_isa",
+    "base": {**dict.fromkeys(("seed", "crop", "crop_size", "crop_factor", "image_size", "class_names", "deterministic", "cpu_isa",
                               "threads",
                               "strategy", "mixed_precision", "recall_balance")),
-             "domain_randomization": dict.fromkeys(("enabled", "zoom", "colour_gain", "brightness", "blur",
-                                                    "noise", "saturation"))},
+             "domain_randomization": dict.fromkeys(("enabled", "zoom", "gamma", "colour_gain", "brightness",
+                                                    "blur", "noise", "saturation"))},
     "fetch": {"source": None, "kaggle_dir": None, "synthetic": dict.fromkeys(("n_images", "seed", "workers"))},
     "filter": dict.fromkeys(("threshold", "on_invalid", "check_images", "n_sample_images")),
     "split": dict.fromkeys(("train", "val", "test")),
@@ -206,6 +208,7 @@ class DomainRandomization:
     """Strengths of the per-image variations of `augment.domain_randomize` (what real frames vary in)."""
 
     zoom: tuple[float, float]
+    gamma: float
     colour_gain: float
     brightness: float
     blur: float
@@ -216,7 +219,9 @@ class DomainRandomization:
 @dataclass(frozen=True)
 class Base:
     seed: int
+    crop: str  # fixed | adaptive: how every frame is cut before resizing (cosmic.imageops.crop_of)
     crop_size: int
+    crop_factor: float
     image_size: int
     class_names: tuple[str, str]
     deterministic: bool
@@ -237,7 +242,8 @@ def _domain(s: _Section) -> DomainRandomization | None:
             and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in zoom)
             and 0.5 <= zoom[0] <= zoom[1] <= 2.0):
         raise d.fail("zoom", zoom, "[low, high] with 0.5 <= low <= high <= 2")
-    return DomainRandomization(zoom=(float(zoom[0]), float(zoom[1])), colour_gain=d.number("colour_gain", 0, 1),
+    return DomainRandomization(zoom=(float(zoom[0]), float(zoom[1])), gamma=d.number("gamma", 0, 1),
+                               colour_gain=d.number("colour_gain", 0, 1),
                                brightness=d.number("brightness", 0, 1), blur=d.number("blur", 0, 1),
                                noise=d.number("noise", 0, 64), saturation=d.number("saturation", 0, 1))
 
@@ -257,7 +263,11 @@ def base(raw: Mapping[str, Any]) -> Base:
     if not (isinstance(names, list) and len(names) == 2 and all(isinstance(n, str) and n for n in names)
             and names[0] != names[1]):
         raise s.fail("class_names", names, "two distinct names, [elliptical-like, spiral-like]")
-    return Base(s.integer("seed", 0, 2**31 - 1), crop, size, tuple(names), s.boolean("deterministic"),
+    mode = s.choice("crop", CROPS)
+    # Below 2 the crop would cut the galaxy inside its Petrosian radius; above 20 a typical galaxy
+    # would be a few pixels of the model's input.
+    factor = s.number("crop_factor", 2, 20)
+    return Base(s.integer("seed", 0, 2**31 - 1), mode, crop, factor, size, tuple(names), s.boolean("deterministic"),
                 s.choice("cpu_isa", CPU_ISAS), _domain(s),
                 s.integer("threads", 0, 1024), s.choice("strategy", STRATEGIES), s.boolean("mixed_precision"),
                 s.boolean("recall_balance"))

@@ -3,8 +3,8 @@
 Usage: python -m cosmic.predict --model MODEL [--output FILE] [--tta N] [--batch-size B] PATH...
 
 PATH may be an image file, a folder (its .jpg/.jpeg/.png files, not recursive) or a glob
-pattern (quoted patterns are expanded here). Each image gets the centre crop and resize
-recorded in the model file, so predictions match what the model saw in training.
+pattern (quoted patterns are expanded here). Each image gets the crop (fixed, or adaptive to the
+galaxy's size) and resize recorded in the model file, so predictions match what the model saw in training.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from cosmic.cli import native_stderr_silenced, program_name
-from cosmic.imageops import ImageError, crop_resize, open_converted
+from cosmic.imageops import Crop, ImageError, cut_resize, open_converted
+from cosmic.params import CROPS
 from cosmic.tta import predict_proba
 from cosmic.utils import atomic_path
 
@@ -94,7 +95,7 @@ def galaxy_id(path: Path | str) -> int | str:
     return int(path.stem) if _GALAXY_ID.fullmatch(path.stem) else path.name
 
 
-def check_record(record: dict, model_path: Path | str) -> tuple[float, int, tuple[str, str]]:
+def check_record(record: dict, model_path: Path | str) -> tuple[Crop, int, tuple[str, str]]:
     """Validate the preprocessing record of a saved model.
 
     Args:
@@ -102,22 +103,26 @@ def check_record(record: dict, model_path: Path | str) -> tuple[float, int, tupl
         model_path: the model file, for the error message.
 
     Returns:
-        (crop_fraction, image_size, class_names).
+        (crop, image_size, class_names); a record without "crop" (models saved before the adaptive
+        crop existed) means the fixed crop.
 
     Raises:
         ModelFileError: naming the file if a field is missing or out of range.
     """
     try:
         fraction = float(record["crop_fraction"])
+        mode = record.get("crop", "fixed")
+        factor = float(record["crop_factor"]) if mode == "adaptive" else None
         size = record["image_size"]
         names = record["class_names"]
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{model_path}: preprocessing record is incomplete ({e!r})") from None
-    if not 0 < fraction <= 1 or not isinstance(size, int) or size < 1 \
+    if not 0 < fraction <= 1 or mode not in CROPS or (factor is not None and not factor > 0) \
+            or not isinstance(size, int) or size < 1 \
             or not isinstance(names, list) or len(names) != 2 or not all(isinstance(n, str) for n in names):
-        raise ModelFileError(f"{model_path}: preprocessing record is invalid: crop_fraction={fraction}, "
-                             f"image_size={size!r}, class_names={names!r}")
-    return fraction, size, tuple(names)
+        raise ModelFileError(f"{model_path}: preprocessing record is invalid: crop={mode!r}, crop_fraction={fraction}, "
+                             f"crop_factor={factor}, image_size={size!r}, class_names={names!r}")
+    return Crop(fraction, factor), size, tuple(names)
 
 
 def load_classifier(model_path: Path | str):
@@ -126,7 +131,7 @@ def load_classifier(model_path: Path | str):
     Imports Keras here, so `--help` and usage errors do not pay TensorFlow's import time.
 
     Returns:
-        (model, crop_fraction, image_size, class_names).
+        (model, crop, image_size, class_names).
 
     Raises:
         ModelFileError: naming the file if it is missing, not a Cosmic Classifier model, or
@@ -146,45 +151,45 @@ def load_classifier(model_path: Path | str):
     except Exception as e:  # noqa: BLE001  Keras raises many types for a damaged archive
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelFileError(f"{model_path}: cannot load the Keras model ({first_line}); {MODEL_FIX}") from None
-    fraction, size, names = check_record(record, model_path)
+    crop, size, names = check_record(record, model_path)
     in_shape, out_shape = tuple(model.input_shape), tuple(model.output_shape)
     if in_shape[1:] != (size, size, 3) or out_shape[1:] != (1,):
         raise ModelFileError(f"{model_path}: model maps {in_shape} -> {out_shape}, expected "
                              f"(None, {size}, {size}, 3) -> (None, 1) from its preprocessing record")
-    return model, fraction, size, names
+    return model, crop, size, names
 
 
-def predict_files(model, paths: Sequence[Path], fraction: float, size: int, class_names: Sequence[str],
+def predict_files(model, paths: Sequence[Path], crop: Crop, size: int, class_names: Sequence[str],
                   tta: int = 1, batch_size: int = 64) -> Iterator[dict]:
     """Predict p(spiral) for image files, decoding only `batch_size` images at a time.
 
     Args:
         model: Keras model taking (n, size, size, 3) pixels in [0, 255].
         paths: image files; grayscale/RGBA/palette/CMYK/16-bit images are converted to 8-bit RGB.
-        fraction: centre-crop fraction of the frame side, from the model's record.
+        crop: how each frame is cut, from the model's record.
         size: side the crop is resized to, from the model's record.
         class_names: (name of class 0, name of class 1).
         tta: 1, or 8 to average the eight rotations/flips.
         batch_size: images decoded and predicted per step.
 
     Returns:
-        An iterator of rows in `paths` order with keys `COLUMNS` and "note" (what was converted,
-        else ""); a file that cannot be read has p_spiral and label None and an error message
+        An iterator of rows in `paths` order with keys `COLUMNS` and "note" (what was converted, or
+        that an adaptive crop found no central source and used the fixed crop; else ""); a file that cannot be read has p_spiral and label None and an error message
         naming it.
 
     Raises:
         ValueError: if tta is not 1 or 8.
     """
-    for (row,) in predict_files_tta(model, paths, fraction, size, class_names, (tta,), batch_size):
+    for (row,) in predict_files_tta(model, paths, crop, size, class_names, (tta,), batch_size):
         yield row
 
 
-def predict_files_tta(model, paths: Sequence[Path], fraction: float, size: int, class_names: Sequence[str],
+def predict_files_tta(model, paths: Sequence[Path], crop: Crop, size: int, class_names: Sequence[str],
                       ttas: Sequence[int] = (1, 8), batch_size: int = 64) -> Iterator[tuple[dict, ...]]:
     """Predict p(spiral) for image files with several TTA settings, decoding each image once.
 
     Args:
-        model, paths, fraction, size, class_names, batch_size: as for `predict_files`.
+        model, paths, crop, size, class_names, batch_size: as for `predict_files`.
         ttas: the TTA settings to predict with, each 1 or 8.
 
     Returns:
@@ -204,8 +209,12 @@ def predict_files_tta(model, paths: Sequence[Path], fraction: float, size: int, 
         notes: dict[int, str] = {}
         for i, path in enumerate(chunk):
             try:
-                img, notes[i] = open_converted(path)
-                arrays.append(crop_resize(img, fraction, size))
+                img, converted = open_converted(path)
+                side, measured = crop.side(img)
+                arrays.append(cut_resize(img, side, size))
+                fallback = "" if measured or crop.factor is None else \
+                    f"{path}: no central source found, so the fixed centre crop was used"
+                notes[i] = "; ".join(n for n in (converted, fallback) if n)
             except ImageError as e:
                 errors[i] = str(e)
         images = np.stack(arrays) if arrays else None
@@ -342,12 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         if glob.has_magic(pattern) or os.path.isdir(pattern):
             print(f"warning: {pattern}: no image files match", file=sys.stderr)
     try:
-        model, fraction, size, names = load_classifier(args.model)
+        model, crop, size, names = load_classifier(args.model)
     except ModelFileError as e:
         parser.error(str(e))
 
     rows = []
-    for row in predict_files(model, paths, fraction, size, names, tta=args.tta, batch_size=args.batch_size):
+    for row in predict_files(model, paths, crop, size, names, tta=args.tta, batch_size=args.batch_size):
         if row["error"]:
             print(f"error: {row['error']}", file=sys.stderr)
         elif row["note"]:

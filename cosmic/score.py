@@ -110,13 +110,13 @@ def score_folder(model_path: Path | str, data_dir: Path | str, tta: int = 1, bat
     """
     if tta not in (1, 8):
         raise ValueError(f"tta is {tta!r}; expected 1 (off) or 8 (all rotations/flips)")
-    model, fraction, size, names = load_classifier(model_path)
+    model, crop, size, names = load_classifier(model_path)
     files, ignored = class_files(data_dir, names)
     paths = [path for name in names for path in files[name]]
     labels = [label for label, name in enumerate(names) for _ in files[name]]
     ttas = (1, tta) if tta > 1 else (1,)
     y, p, p_tta, failed = [], [], [], []
-    rows = predict_files_tta(model, paths, fraction, size, names, ttas, batch_size)
+    rows = predict_files_tta(model, paths, crop, size, names, ttas, batch_size)
     for label, (plain, *augmented) in zip(labels, rows, strict=True):
         if plain["error"]:
             failed.append({"path": plain["path"], "error": plain["error"]})

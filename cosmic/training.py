@@ -20,6 +20,7 @@ from cosmic.augment import stage_augment
 from cosmic.data import BatchAugment, make_dataset
 from cosmic.determinism import DETERMINISTIC_ENV, cpu_settings_applied
 from cosmic.metrics import equal_recall_threshold
+from cosmic.imageops import crop_of
 from cosmic.modelio import preprocessing_record, save_model
 from cosmic.models import OUTPUT_LAYER, unfreeze_top
 from cosmic.packing import Arrays, load_splits
@@ -185,7 +186,7 @@ def model_summary(model: keras.Model, path: Path) -> dict:
 
 def load_train_val(base: Base) -> tuple[Arrays, Arrays]:
     """The train and val splits (never test) of data/processed, checked against `base`."""
-    return load_splits(paths.PROCESSED_DIR, ("train", "val"), crop_size=base.crop_size,
+    return load_splits(paths.PROCESSED_DIR, ("train", "val"), crop=crop_of(base.crop, base.crop_size, base.crop_factor),
                        image_size=base.image_size, class_names=base.class_names)
 
 
@@ -219,7 +220,7 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
     training = {"stage": stage, "phases": result["phases"], "recall_balance": result.get("recall_balance"),
                 **(record or {})}
     save_model(model, model_path,
-               {**preprocessing_record(base.crop_size, base.image_size, base.class_names), "training": training})
+               {**preprocessing_record(crop_of(base.crop, base.crop_size, base.crop_factor), base.image_size, base.class_names), "training": training})
     metrics = {"val": result["val"], "epochs_run": result["epochs_run"], "kept_epoch": result["kept_epoch"],
                "epochs_run_by_phase": {name: ph["epochs_run"] for name, ph in result["phases"].items()},
                **({"recall_balance": result["recall_balance"]} if "recall_balance" in result else {}),

@@ -10,6 +10,7 @@ apply_from_params()
 
 from cosmic import params, paths, report  # noqa: E402
 from cosmic.evaluation import evaluate_saved_models, metrics_record, pairwise_mcnemar, write_plots  # noqa: E402
+from cosmic.imageops import crop_of  # noqa: E402
 from cosmic.packing import load_splits  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.utils import setup_logging, write_json  # noqa: E402
@@ -22,7 +23,7 @@ def main() -> None:
     setup_logging()
     raw = params.load()
     base, p = params.base(raw), params.evaluate(raw)
-    (test,) = load_splits(paths.PROCESSED_DIR, ("test",), crop_size=base.crop_size, image_size=base.image_size,
+    (test,) = load_splits(paths.PROCESSED_DIR, ("test",), crop=crop_of(base.crop, base.crop_size, base.crop_factor), image_size=base.image_size,
                           class_names=base.class_names)
     evals = evaluate_saved_models(test, base.class_names, p, base.seed)
     tests = pairwise_mcnemar(evals, test.labels.astype(int))

@@ -1,4 +1,4 @@
-"""preprocess: centre-crop and resize every split into memory-mappable arrays."""
+"""preprocess: crop and resize every split into memory-mappable arrays."""
 
 import logging
 import shutil
@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 
 from cosmic import params, paths
-from cosmic.imageops import ImageError
+from cosmic.imageops import ImageError, crop_of
 from cosmic.packing import pack_split, write_meta
 from cosmic.params import ParamError
 from cosmic.utils import setup_logging
@@ -20,14 +20,25 @@ def main() -> None:
     raw = params.load()
     base, p = params.base(raw), params.preprocess(raw)
     shutil.rmtree(paths.PROCESSED_DIR, ignore_errors=True)
-    counts = {}
+    crop = crop_of(base.crop, base.crop_size, base.crop_factor)
+    counts, fallbacks = {}, {}
     for split in paths.SPLITS:
         manifest = pd.read_csv(paths.split_manifest(split))
-        counts[split] = pack_split(manifest, paths.PROCESSED_DIR / split, base.crop_size, base.image_size,
-                                   p.chunk_size)
-        log.info("%s: %d images packed at %dpx (crop %d)", split, counts[split], base.image_size,
-                 base.crop_size)
-    write_meta(paths.PROCESSED_DIR, base.crop_size, base.image_size, base.class_names, counts)
+        counts[split], fallbacks[split] = pack_split(manifest, paths.PROCESSED_DIR / split, crop,
+                                                     base.image_size, p.chunk_size)
+        log.info("%s: %d images packed at %dpx (%s)", split, counts[split], base.image_size, crop_note(base))
+        if fallbacks[split]:
+            log.warning("%s: no central source found in %d of %d images; the fixed %d-px centre crop was used "
+                        "for them (counted in %s)", split, fallbacks[split], counts[split], base.crop_size,
+                        paths.PROCESSED_DIR / "meta.json")
+    write_meta(paths.PROCESSED_DIR, crop, base.image_size, base.class_names, counts, fallbacks)
+
+
+def crop_note(base: params.Base) -> str:
+    """The crop as a log line says it."""
+    if base.crop == "fixed":
+        return f"fixed {base.crop_size}-px centre crop"
+    return f"adaptive crop, {base.crop_factor:g} x Petrosian radius"
 
 
 if __name__ == "__main__":

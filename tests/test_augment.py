@@ -72,7 +72,7 @@ def test_albumentations_is_reproducible_per_batch_seed_and_in_tf_data():
 
 
 DOMAIN = params.base(RAW).domain
-NEUTRAL = params.DomainRandomization(zoom=(1.0, 1.0), colour_gain=0.0, brightness=0.0, blur=0.0, noise=0.0,
+NEUTRAL = params.DomainRandomization(zoom=(1.0, 1.0), gamma=0.0, colour_gain=0.0, brightness=0.0, blur=0.0, noise=0.0,
                                      saturation=0.0)
 
 
@@ -132,6 +132,18 @@ def test_domain_saturation_scales_colour_about_grey_and_keeps_grey():
     grey = np.repeat(np.full((1, 32, 32, 3), 120, np.uint8), 4, axis=0)
     same = domain_randomize(tf.constant(grey), seed, dataclasses.replace(NEUTRAL, saturation=1.0)).numpy()
     assert np.array_equal(same, grey)
+
+
+def test_domain_gamma_restretches_each_image_keeping_black_white_and_order():
+    ramp = np.tile(np.linspace(0, 255, 32).round().astype(np.uint8)[None, :, None], (32, 1, 3))
+    x = np.repeat(ramp[None], 16, axis=0)
+    out = domain_randomize(tf.constant(x), tf.constant([5, 6], tf.int64),
+                           dataclasses.replace(NEUTRAL, gamma=0.5)).numpy().astype(int)
+    row = out[:, 0, :, 0]
+    assert (row[:, 0] == 0).all() and (row[:, -1] == 255).all()
+    assert (np.diff(row, axis=1) >= 0).all()  # a stretch keeps the order of brightnesses
+    mid = row[:, 16]  # 132 before; G in [e^-0.5, e^0.5] maps it into [75, 171]
+    assert mid.min() >= 75 and mid.max() <= 171 and mid.min() < 120 < mid.max()
 
 
 def test_with_domain_randomization_composes_after_the_stage_augmentation():

@@ -19,7 +19,7 @@ from cosmic import kaggle_format as kf
 from cosmic import paths
 from cosmic.catalog import build_catalog
 from cosmic.fetch import import_kaggle, write_manifest
-from cosmic.imageops import crop_fraction, load_crop_resize
+from cosmic.imageops import Crop, crop_fraction, load_crop_resize
 from cosmic.packing import load_split, pack_split, read_meta, write_meta
 from cosmic.splitting import split_summary, stratified_split
 from cosmic.utils import read_json
@@ -73,8 +73,9 @@ def _run_pipeline(kaggle_dir: Path, work: Path) -> dict:
     processed = work / "processed"
     counts = {}
     for name in parts:
-        counts[name] = pack_split(pd.read_csv(work / f"{name}.csv"), processed / name, CROP, SIZE, chunk_size=4)
-    write_meta(processed, CROP, SIZE, NAMES, counts)
+        counts[name], _ = pack_split(pd.read_csv(work / f"{name}.csv"), processed / name, Crop(crop_fraction(CROP)), SIZE,
+                                     chunk_size=4)
+    write_meta(processed, Crop(crop_fraction(CROP)), SIZE, NAMES, counts, {})
     return {"info": info, "filter": result, "parts": parts, "processed": processed, "raw": raw}
 
 
@@ -122,7 +123,8 @@ def test_import_filter_split_preprocess_on_real_files(kaggle_source, tmp_path):
 
     # Preprocess: arrays of the recorded shape, in manifest order, equal to the shared crop + resize.
     processed = out["processed"]
-    assert read_meta(processed) == {"crop_size": CROP, "image_size": SIZE, "class_names": list(NAMES),
+    assert read_meta(processed) == {"crop": "fixed", "crop_fraction": CROP / 424, "crop_factor": None,
+                                    "image_size": SIZE, "class_names": list(NAMES),
                                     "counts": {"train": 4, "val": 3, "test": 3}}
     for name, part in parts.items():
         arrays = load_split(processed, name)
@@ -130,7 +132,7 @@ def test_import_filter_split_preprocess_on_real_files(kaggle_source, tmp_path):
         assert arrays.labels.tolist() == part["label"].tolist()
         assert arrays.ids.tolist() == part["GalaxyID"].tolist()
         first = out["raw"] / kf.IMAGES_DIR / f"{part['GalaxyID'].iloc[0]}.jpg"
-        np.testing.assert_array_equal(arrays.images[0], load_crop_resize(first, crop_fraction(CROP), SIZE))
+        np.testing.assert_array_equal(arrays.images[0], load_crop_resize(first, Crop(crop_fraction(CROP)), SIZE))
         assert arrays.images.std() > 5  # real sky and galaxy, not a blank frame
 
 

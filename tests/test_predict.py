@@ -33,7 +33,7 @@ def saved_model(tmp_path_factory):
     keras.utils.set_random_seed(0)
     model = build_baseline(SIZE, filters=(4,), dense_units=4)
     path = tmp_path_factory.mktemp("model") / "m.keras"
-    save_model(model, path, preprocessing_record(CROP, SIZE, ("elliptical", "spiral")))
+    save_model(model, path, preprocessing_record(imageops.Crop(imageops.crop_fraction(CROP)), SIZE, ("elliptical", "spiral")))
     loaded, record = load_model(path)
     return path, loaded, record
 
@@ -74,7 +74,8 @@ def _csv_rows(text: str) -> list[dict]:
 
 def _expected(model, record: dict, path: Path) -> float:
     """p(spiral) from model.predict on the recorded crop + resize of one file."""
-    x = imageops.load_crop_resize(path, record["crop_fraction"], record["image_size"], allow_convert=True)
+    x = imageops.load_crop_resize(path, imageops.Crop(record["crop_fraction"]), record["image_size"],
+                                  allow_convert=True)
     return float(model.predict(x[None].astype(np.float32), verbose=0)[0, 0])
 
 
@@ -94,7 +95,7 @@ def test_folder_predictions_match_recorded_preprocessing(saved_model, images, ca
         assert row["error"] == ""
         assert p == pytest.approx(_expected(model, record, Path(row["path"])), abs=2e-6)
     # The check above is sensitive: the full frame (no crop) gives a different answer.
-    full = imageops.load_crop_resize(images / "100008.jpg", 1.0, SIZE)
+    full = imageops.load_crop_resize(images / "100008.jpg", imageops.Crop(1.0), SIZE)
     p_full = float(model.predict(full[None].astype(np.float32), verbose=0)[0, 0])
     assert abs(p_full - float(rows[0]["p_spiral"])) > 1e-5
 
@@ -209,7 +210,7 @@ def test_tta8_is_the_mean_over_eight_views(saved_model, images, capsys):
     path, model, record = saved_model
     assert _run(["--model", str(path), "--tta", "8", "--batch-size", "3", str(images)]) == 0
     rows = _csv_rows(capsys.readouterr().out)
-    x = np.stack([imageops.load_crop_resize(r["path"], record["crop_fraction"], SIZE, allow_convert=True)
+    x = np.stack([imageops.load_crop_resize(r["path"], imageops.Crop(record["crop_fraction"]), SIZE, allow_convert=True)
                   for r in rows])
     expected = tta.predict_proba(model, x, tta=8)
     by_hand = np.mean([model.predict(np.ascontiguousarray(v, np.float32), verbose=0)[:, 0]

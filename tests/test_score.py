@@ -14,6 +14,7 @@ from PIL import Image
 
 from cosmic import metrics as M
 from cosmic.evaluation import metric_block
+from cosmic.imageops import Crop, crop_fraction
 from cosmic.modelio import preprocessing_record, save_model
 from cosmic.models import build_baseline
 from cosmic.predict import load_classifier, predict_files, predict_files_tta
@@ -29,7 +30,8 @@ N_PER_CLASS = 4
 def _save_tiny_model(path: Path, seed: int) -> Path:
     """A tiny baseline model saved with its preprocessing record, as the training stages save theirs."""
     keras.utils.set_random_seed(seed)
-    save_model(build_baseline(SIZE, filters=(4,), dense_units=4), path, preprocessing_record(CROP, SIZE, NAMES))
+    save_model(build_baseline(SIZE, filters=(4,), dense_units=4), path,
+               preprocessing_record(Crop(crop_fraction(CROP)), SIZE, NAMES))
     return path
 
 
@@ -75,11 +77,11 @@ def _run(argv: list[str]) -> int:
 
 def _reference(model_path: Path, data_dir: Path, tta: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Labels and cosmic.predict's p(spiral) of the readable images of each class folder, in folder order."""
-    model, fraction, size, names = load_classifier(model_path)
+    model, crop, size, names = load_classifier(model_path)
     y, p = [], []
     for label, name in enumerate(names):
         files = sorted((f for f in (data_dir / name).iterdir() if f.suffix == ".jpg"), key=str)
-        for row in predict_files(model, files, fraction, size, names, tta=tta):
+        for row in predict_files(model, files, crop, size, names, tta=tta):
             if not row["error"]:
                 y.append(label)
                 p.append(row["p_spiral"])
@@ -127,17 +129,17 @@ def test_tta8_adds_a_tta_block_from_the_same_decode(model_path, data_dir, tmp_pa
 
 
 def test_predict_files_tta_rows_equal_predict_files_rows(model_path, data_dir):
-    model, fraction, size, names = load_classifier(model_path)
+    model, crop, size, names = load_classifier(model_path)
     files = sorted(data_dir.glob("*/*.jpg"), key=str)
     (data_dir / "spiral" / "bad.jpg").write_text("not a jpeg")
     files.append(data_dir / "spiral" / "bad.jpg")
-    both = list(predict_files_tta(model, files, fraction, size, names, (1, 8), batch_size=3))
+    both = list(predict_files_tta(model, files, crop, size, names, (1, 8), batch_size=3))
     for i, tta in enumerate((1, 8)):
-        alone = list(predict_files(model, files, fraction, size, names, tta=tta, batch_size=3))
+        alone = list(predict_files(model, files, crop, size, names, tta=tta, batch_size=3))
         assert [rows[i] for rows in both] == alone
     assert both[-1][0]["error"] == both[-1][1]["error"] != ""
     with pytest.raises(ValueError, match="tta is 4"):
-        next(predict_files_tta(model, files, fraction, size, names, (1, 4)))
+        next(predict_files_tta(model, files, crop, size, names, (1, 4)))
 
 
 def test_output_json_and_summary(model_path, data_dir, tmp_path, capsys):

@@ -106,10 +106,11 @@ def test_kept_epoch_is_the_best_val_loss_of_the_last_phase(workspace):
 
 def test_models_recall_both_validation_classes_equally(workspace):
     """base.recall_balance: p > 0.5 of each saved model is its validation equal-recall point."""
+    from cosmic.imageops import Crop
     from cosmic.packing import load_splits
     from cosmic.metrics import equal_recall_threshold
 
-    (val,) = load_splits(workspace / paths.PROCESSED_DIR, ("val",), crop_size=212, image_size=32,
+    (val,) = load_splits(workspace / paths.PROCESSED_DIR, ("val",), crop=Crop(0.5), image_size=32,
                          class_names=("elliptical", "spiral"))
     report = (workspace / "metrics/report.md").read_text()
     for stage in ("train_baseline", "train_transfer", "train_optimized"):
@@ -128,7 +129,7 @@ def test_models_recall_both_validation_classes_equally(workspace):
 def test_saved_models_record_their_preprocessing(workspace):
 
     pre = read_preprocessing(workspace / "models/train_baseline.keras")
-    assert pre["crop_size"] == 212 and pre["image_size"] == 32 and pre["class_names"] == ["elliptical", "spiral"]
+    assert pre["crop"] == "fixed" and pre["crop_fraction"] == 0.5 and pre["image_size"] == 32 and pre["class_names"] == ["elliptical", "spiral"]
 
 
 def test_transfer_without_weights_says_so(workspace):

@@ -120,8 +120,8 @@ def test_templates_order_and_colour_models_as_the_pngs(template):
     spec = json.loads((TEMPLATES / f"{template}.json").read_text())
     ranks = [d["calculate"] for d in _walk(spec) if d.get("as") == "model_rank"]
     assert ranks == [f"indexof([{', '.join(repr(m) for m in MODEL_COLOURS)}], datum.model)"], ranks
-    colour_ranges = [d["scale"]["range"] for d in _walk(spec) if "scale" in d and "sort" in d
-                     and d.get("field") in ("series", "legend")]
+    colour_ranges = [d["color"]["scale"]["range"] for d in _walk(spec)
+                     if isinstance(d.get("color"), dict) and d["color"].get("field") in ("series", "legend")]
     if template == "confusion_counts":  # no colour per model: one column per model, in order
         assert spec["facet"]["column"]["sort"] == {"field": "series_order", "op": "min"}
         assert colour_ranges == []

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from cosmic import paths, plots
+from cosmic.metrics import calibration_curve
 
 
 @pytest.fixture
@@ -30,13 +31,13 @@ def test_roc_and_calibration_draw_each_model_in_its_colour(tmp_path, kept_open):
     models = list(reversed(plots.MODEL_COLOURS))  # colour follows the name, not the position
     pts = [{"fpr": 0.0, "tpr": 0.0}, {"fpr": 0.2, "tpr": 0.7}, {"fpr": 1.0, "tpr": 1.0}]
     plots.plot_roc({m: pts for m in models}, {m: 0.9 for m in models}, tmp_path / "roc.png")
-    from cosmic.metrics import calibration_curve
     plots.plot_calibration({m: calibration_curve(y, rng.random(200), 5) for m in models}, tmp_path / "cal.png")
     assert len(kept_open) == 2
     for fig in kept_open:
         handles, labels = fig.axes[0].get_legend_handles_labels()
         # an errorbar's legend handle is a container whose first artist is its line
-        drawn = {label.split()[0]: (h[0] if isinstance(h, tuple) else h).get_color() for h, label in zip(handles, labels)}
+        drawn = {label.split()[0]: (h[0] if isinstance(h, tuple) else h).get_color()
+                 for h, label in zip(handles, labels)}
         drawn.pop("perfect", None)
         assert drawn == plots.MODEL_COLOURS, drawn
 

@@ -167,6 +167,17 @@ def metrics_record(evals: list[ModelEval], tests: dict, class_names: tuple[str, 
             "mcnemar": mcnemar_headline(tests), "n_test": int(n_test)}
 
 
+# Key in metrics/test.json -> key of a `metric_block`. `dvc metrics show` sorts its columns by name
+# over every metrics file; "accuracy", "auc" and "balanced_accuracy" sort before every other key
+# (tests/test_pipeline_spec.py checks it), so the three models' figures are its first columns.
+SUMMARY_KEYS = {"accuracy": "accuracy", "auc": "roc_auc", "balanced_accuracy": "balanced_accuracy"}
+
+
+def summary_record(evals: list[ModelEval]) -> dict:
+    """metrics/test.json: {metric: {model: value}} for the figures models are compared by."""
+    return {key: {e.name: e.metrics[source] for e in evals} for key, source in SUMMARY_KEYS.items()}
+
+
 def write_plots(evals: list[ModelEval], test: Arrays, class_names: tuple[str, str], p: Evaluate,
                 out_dir: Path) -> None:
     """DVC plot data per model (confusion rows, ROC, PR), example grids, and the comparison PNGs."""

@@ -52,5 +52,8 @@ def training_log(stage: str) -> Path:
 MODEL_STAGES = {"baseline": "train_baseline", "transfer": "train_transfer", "optimized": "train_optimized"}
 EVAL_PLOTS_DIR = PLOTS_DIR / "evaluate"
 REPORT = METRICS_DIR / "report.md"
+# Each model's test accuracy, balanced accuracy and ROC AUC: the first metrics file in dvc.yaml, so
+# `dvc metrics show` and `dvc exp show` lead with it (metrics/evaluate.json has every test figure).
+TEST_SUMMARY = METRICS_DIR / "test.json"
 # Machine-dependent timings: git-ignored and not a DVC output, so re-runs leave git and dvc.lock clean.
 TIMING = METRICS_DIR / "timing.json"

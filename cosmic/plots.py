@@ -12,9 +12,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cosmic.metrics import THRESHOLD  # noqa: E402
+from cosmic.paths import MODEL_STAGES  # noqa: E402
 
 # Fixed metadata keeps PNG bytes identical across re-runs.
 _PNG_META = {"Software": None}
+# One colour per model in every chart, in the order the pipeline trains them (Vega's tableau10
+# blue, orange, green). The templates in .dvc/plots/ list the same models and colours in the
+# same order (tests/test_plots_offline.py checks that they agree).
+MODEL_COLOURS = dict(zip(MODEL_STAGES, ("#4c78a8", "#f58518", "#54a24b")))
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
@@ -69,9 +74,9 @@ def plot_histories(histories: dict[str, pd.DataFrame], path: Path,
             stopping restores the best validation loss), marked with a ring on the val curves.
     """
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     kept_epochs = kept_epochs or {}
-    for (name, hist), colour in zip(histories.items(), colours):
+    for name, hist in histories.items():
+        colour = MODEL_COLOURS[name]
         for ax, metric in zip(axes, ("loss", "accuracy")):
             for split, style in (("train", "-"), ("eval", "--")):
                 col = f"{split}/{metric}"
@@ -107,7 +112,7 @@ def plot_roc(curves: dict[str, list[dict]], aucs: dict[str, float | None], path:
     for name, pts in curves.items():
         if pts:
             auc = aucs.get(name)
-            ax.plot([q["fpr"] for q in pts], [q["tpr"] for q in pts],
+            ax.plot([q["fpr"] for q in pts], [q["tpr"] for q in pts], color=MODEL_COLOURS[name],
                     label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
     ax.plot([0, 1], [0, 1], ":", color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
@@ -124,12 +129,12 @@ def plot_calibration(curves: dict[str, dict], path: Path) -> None:
         n = np.asarray(c["count"], float)
         frac = np.asarray(c["fraction_positive"], float)
         low, high = _wilson(frac, n)
-        line = ax.errorbar(c["mean_predicted"], frac, yerr=[frac - low, high - frac], fmt="o-", ms=3,
-                           capsize=2, lw=1, label=name)
+        ax.errorbar(c["mean_predicted"], frac, yerr=[frac - low, high - frac], fmt="o-", ms=3, capsize=2,
+                    lw=1, color=MODEL_COLOURS[name], label=name)
         centres = np.asarray(c["bin_centre"], float)
         bin_width = np.asarray(c["bin_upper"], float) - np.asarray(c["bin_lower"], float)
         ax_n.bar(centres + (k - (len(curves) - 1) / 2) * width * bin_width, n, width=width * bin_width,
-                 color=line[0].get_color())
+                 color=MODEL_COLOURS[name])
     ax.set(ylabel="fraction spiral (95 % CI)", title="calibration (test)", xlim=(0, 1), ylim=(0, 1))
     ax.legend(fontsize=8)
     ax_n.set(xlabel="mean predicted p(spiral)", ylabel="images", yscale="log")
@@ -151,7 +156,9 @@ def plot_examples(images: np.ndarray, labels: np.ndarray, p: np.ndarray, ids: np
     right, wrong = np.flatnonzero(pred == labels), np.flatnonzero(pred != labels)
     rows = {"most confident right": right[np.argsort(-confidence[right], kind="stable")][:n],
             "most confident wrong": wrong[np.argsort(-confidence[wrong], kind="stable")][:n]}
-    fig, axes = plt.subplots(2, n, figsize=(2.0 * n, 5.4), squeeze=False)
+    # tight_layout only moves axes inside the figure: each row needs the height of a square image as
+    # wide as its column (2 in) plus its four-line caption, or captions slide over the row above.
+    fig, axes = plt.subplots(2, n, figsize=(2.0 * n, 2 * (2.0 + 0.8) + 0.5), squeeze=False)
     for r, (row_name, idx) in enumerate(rows.items()):
         for c in range(n):
             ax = axes[r][c]

@@ -45,7 +45,8 @@ def _reading_notes(results: dict, class_names: tuple[str, str]) -> list[str]:
     return [
         f"A galaxy is called {class_names[1]} when p({class_names[1]}) > {t['threshold']:g}. "
         + (f"TTA×{views}: the mean p over the {views} flips and 90° rotations of each image. " if views else "")
-        + "`metrics/evaluate.json` holds these figures as numbers for `dvc metrics diff` and `dvc exp show`; "
+        + "`metrics/test.json` (accuracy, balanced accuracy, ROC AUC: the first columns of `dvc exp show`) and "
+        "`metrics/evaluate.json` (every figure) hold these as numbers for `dvc metrics diff` and `dvc exp show`; "
         "how each model was trained (phases, learning rates, weights, tuned hyperparameters) is recorded in "
         "its `models/*.keras` file (entry `cosmic_preprocessing.json`, key `training`).",
     ]

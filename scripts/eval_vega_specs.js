@@ -1,10 +1,12 @@
 // Evaluate Vega-Lite specs with the vendored vega/vega-lite builds in Node (no browser, no DOM):
-// compile, run the dataflow headless and report each scale's domain, the number of mark items
-// and every warning. Used by tests/test_plots_offline.py on the specs of `dvc plots show --json`.
+// compile, run the dataflow headless and report each scale's domain and range, the number of
+// mark items, the titles and every warning. Used by tests/test_plots_offline.py on the specs of
+// `dvc plots show --json`.
 //
 //   node scripts/eval_vega_specs.js vendor/vega < specs.json > result.json
 //   specs.json: {"plot id": <vega-lite spec>, ...}
-//   result.json: {"plot id": {"scales": {name: domain}, "items": {marktype: N}, "texts": [text marks' strings], "warnings": [...]}, ...}
+//   result.json: {"plot id": {"scales": {name: domain}, "ranges": {name: range}, "items": {marktype: N},
+//                 "texts": [text marks' strings], "titles": [facet headers left to right, chart title], "warnings": [...]}, ...}
 "use strict";
 const vm = require("vm");
 const fs = require("fs");
@@ -27,9 +29,11 @@ function collector(warnings) {
 }
 
 function markItems(root) {
-  // {marktype: number of items} over the whole scenegraph, and the strings of every text item.
+  // {marktype: number of items} over the whole scenegraph, the strings of every text item and
+  // every title (facet headers left to right, then the chart's).
   const counts = {};
   const texts = [];
+  const titles = [];
   const visit = (node) => {
     if (!node) return;
     if (node.marktype && node.marktype !== "group") {
@@ -37,11 +41,14 @@ function markItems(root) {
       if (node.marktype === "text" && node.role === "mark") {
         (node.items || []).forEach((it) => texts.push(String(it.text)));
       }
+      if (node.marktype === "text" && node.role === "title-text") {
+        (node.items || []).forEach((it) => titles.push(String(it.text)));
+      }
     }
     (node.items || []).forEach(visit);
   };
   visit(root);
-  return { counts, texts };
+  return { counts, texts, titles };
 }
 
 async function evaluate(spec) {
@@ -51,16 +58,18 @@ async function evaluate(spec) {
   const view = new vega.View(vega.parse(compiled), { renderer: "none", logger });
   await view.runAsync();
   const scales = {};
+  const ranges = {};
   for (const s of compiled.scales || []) {
     try {
       scales[s.name] = view.scale(s.name).domain();
+      ranges[s.name] = view.scale(s.name).range();
     } catch (e) {
       warnings.push(`scale ${s.name}: ${e}`);
     }
   }
-  const { counts, texts } = markItems(view.scenegraph().root);
+  const { counts, texts, titles } = markItems(view.scenegraph().root);
   view.finalize();
-  return { scales, items: counts, texts, warnings };
+  return { scales, ranges, items: counts, texts, titles, warnings };
 }
 
 async function main() {

@@ -9,7 +9,8 @@ from cosmic.determinism import apply_from_params
 apply_from_params()
 
 from cosmic import params, paths, report  # noqa: E402
-from cosmic.evaluation import evaluate_saved_models, metrics_record, pairwise_mcnemar, write_plots  # noqa: E402
+from cosmic.evaluation import (evaluate_saved_models, metrics_record, pairwise_mcnemar,  # noqa: E402
+                               summary_record, write_plots)
 from cosmic.imageops import crop_of  # noqa: E402
 from cosmic.packing import load_splits  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
@@ -27,6 +28,7 @@ def main() -> None:
                           class_names=base.class_names)
     evals = evaluate_saved_models(test, base.class_names, p, base.seed)
     tests = pairwise_mcnemar(evals, test.labels.astype(int))
+    write_json(paths.TEST_SUMMARY, summary_record(evals))
     write_json(paths.stage_metrics(STAGE), metrics_record(evals, tests, base.class_names, len(test.labels)))
     write_json(paths.TIMING, {e.name: {"inference_images_per_s": e.images_per_s} for e in evals})
     write_plots(evals, test, base.class_names, p, paths.EVAL_PLOTS_DIR)

@@ -347,7 +347,7 @@ def test_param_change_reruns_only_the_stage_and_descendants(project):
     mdiff = project.dvc("metrics", "diff", "--json").json()  # workspace against HEAD
     changed = set(mdiff) - {TIMING}
     assert "metrics/train_baseline.json" in changed, f"no metric of train_baseline changed: {mdiff}"
-    assert changed <= {"metrics/train_baseline.json", "metrics/evaluate.json"}, (
+    assert changed <= {"metrics/train_baseline.json", "metrics/test.json", "metrics/evaluate.json"}, (
         f"metrics of stages that did not run changed: {sorted(changed)}")
 
     project.commit(f"train_baseline.dropout {old} -> {new}")
@@ -393,6 +393,10 @@ def test_exp_run_records_params_and_metrics(project):
         for model in ("baseline", "transfer", "optimized"):
             assert set(KEY_METRICS) <= set(ev[model]["test"]), (model, sorted(ev[model]["test"]))
             assert all(isinstance(v, (int, float)) for v in ev[model]["test"].values()), ev[model]["test"]
+        summary = _metric(rev, "metrics/test.json")
+        assert summary["auc"] == {m: ev[m]["test"]["roc_auc"] for m in ("baseline", "transfer", "optimized")}
+        # what `dvc exp show` lists first: the summary, then the other files in dvc.yaml's order
+        assert list(rev["data"]["metrics"]) == SPEC["metrics"], list(rev["data"]["metrics"])
         assert _metric(base, "metrics/train_baseline.json")["epochs_run"] == 1
     finally:
         project.restore_head()

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import ast
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from cosmic import paths
+from cosmic.utils import write_json
 from tests.conftest import REPO
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
@@ -15,6 +22,7 @@ PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 STAGES = DVC["stages"]
 TRAINING = ("train_baseline", "train_transfer", "tune", "train_optimized")
 TEST_SPLIT_PATHS = ("data/processed/test", "data/split/test.csv")
+DVC_BIN = Path(sys.executable).parent / "dvc"
 
 
 def _cosmic_imports(path: Path) -> set[str]:
@@ -81,11 +89,66 @@ def test_only_evaluate_reads_the_test_split():
     assert readers == {"evaluate"}
 
 
-def test_metrics_are_git_tracked_not_cached():
-    for stage, spec in STAGES.items():
-        for entry in spec.get("metrics", []):
-            (path, opts), = entry.items()
-            assert path.startswith("metrics/") and opts == {"cache": False}, (stage, path)
+def _metrics_outputs() -> dict[str, dict]:
+    """metrics/*.json outputs of the stages -> their options."""
+    out = {}
+    for spec in STAGES.values():
+        for entry in spec.get("outs", []):
+            if isinstance(entry, dict):
+                (path, opts), = entry.items()
+                if path.startswith("metrics/") and path.endswith(".json"):
+                    out[path] = opts
+    return out
+
+
+def test_metrics_are_git_tracked_and_listed_summary_first():
+    # DVC reads a stage's own `metrics:` before the top-level list, in stage order, so any would put
+    # filter's data counts ahead of the models in `dvc exp show`.
+    assert not [s for s, spec in STAGES.items() if "metrics" in spec]
+    outputs = _metrics_outputs()
+    assert all(opts == {"cache": False} for opts in outputs.values()), outputs
+    assert sorted(DVC["metrics"]) == sorted(outputs), "every metrics/*.json output is listed once as a metric"
+    assert DVC["metrics"][0] == paths.TEST_SUMMARY.as_posix()
+    assert {paths.TEST_SUMMARY.as_posix(): {"cache": False}} in STAGES["evaluate"]["outs"]
+
+
+@pytest.fixture(scope="module")
+def metrics_repo(tmp_path_factory) -> Path:
+    """A bare DVC repo with this dvc.yaml, the committed metrics files and a metrics/test.json."""
+    if not DVC_BIN.exists():
+        pytest.skip(f"no dvc next to {sys.executable}")
+    from cosmic.evaluation import ModelEval, summary_record
+
+    root = tmp_path_factory.mktemp("metrics_repo")
+    (root / "metrics").mkdir()
+    for path in set(DVC["metrics"]) - {paths.TEST_SUMMARY.as_posix()}:
+        shutil.copy(REPO / path, root / path)
+    evals = [ModelEval(name, np.zeros(1), {"accuracy": 0.9, "roc_auc": 0.95, "balanced_accuracy": 0.9})
+             for name in paths.MODEL_STAGES]
+    write_json(root / paths.TEST_SUMMARY, summary_record(evals))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    (root / ".dvc").mkdir()
+    (root / ".dvc" / "config").write_text("[core]\n    no_scm = true\n    analytics = false\n")
+    return root
+
+
+def _dvc(root: Path, *args: str) -> str:
+    res = subprocess.run([str(DVC_BIN), *args], cwd=root, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_dvc_reads_the_metrics_files_summary_first(metrics_repo):
+    # `dvc exp show` takes its metric columns in this order, file by file.
+    shown = json.loads(_dvc(metrics_repo, "metrics", "show", "--json"))
+    assert list(shown[""]["data"]) == DVC["metrics"]
+
+
+def test_dvc_metrics_show_leads_with_each_models_test_figures(metrics_repo):
+    header = _dvc(metrics_repo, "metrics", "show").splitlines()[0].split()
+    models = sorted(paths.MODEL_STAGES)
+    assert header[:10] == ["Path"] + [f"{m}.{model}" for m in ("accuracy", "auc", "balanced_accuracy")
+                                      for model in models], header[:12]
 
 
 def test_plots_are_declared_for_dvc():
@@ -110,6 +173,10 @@ def test_plots_are_declared_for_dvc():
         assert curves["y"] == {f"plots/training/train_{m}/plots/metrics/{split}/{metric}.tsv": metric
                                for m in models for split in ("train", "eval")}
     assert declared["plots/training/tune/plots/metrics"]["template"] == "trials"
-    for png in ("plots/evaluate/calibration.png", "plots/evaluate/roc.png", "plots/evaluate/training_history.png",
-                "plots/evaluate/baseline/examples.png", "plots/data/vote_fractions.png"):
+    for png in ("plots/evaluate/calibration.png", "plots/data/vote_fractions.png",
+                *(f"plots/evaluate/{m}/examples.png" for m in models)):
         assert png in declared
+    # The `dvc plots show` page shows each chart once: these PNGs draw what the charts above do.
+    for png in ("plots/evaluate/roc.png", "plots/evaluate/confusion_matrices.png",
+                "plots/evaluate/training_history.png", "plots/tune_trials.png"):
+        assert png not in declared, f"{png} repeats a chart of the dvc plots show page"

@@ -3,8 +3,8 @@
 Fast checks (no browser, a few seconds): the vendored builds match their pins, the page DVC is
 configured with inlines them, every template is valid JSON with DVC's anchors, and the charts of
 `dvc plots show --json` (run on a temporary copy of the committed plot files) evaluate with the
-vendored vega/vega-lite in Node to one colour per model with its AUC, train/val curves from epoch 1,
-and confusion matrices labelled with their counts. The real-browser check is
+vendored vega/vega-lite in Node to one colour per model with its AUC (the colours and order of
+the PNGs), train/val curves from epoch 1, and confusion matrices labelled with their counts. The real-browser check is
 scripts/check_plots_offline.py (the `slow` test at the end runs it when Chromium is installed).
 """
 
@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cosmic.plots import MODEL_COLOURS
 from tests.conftest import REPO
 
 VENDOR = REPO / "vendor" / "vega"
 TEMPLATES = REPO / ".dvc" / "plots"
 VENDORED = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
-MODELS = ("baseline", "optimized", "transfer")
+MODELS = tuple(MODEL_COLOURS)  # training order, as in the PNGs
 SPEC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 DVC = Path(sys.executable).parent / "dvc"
 NODE = shutil.which("node")
@@ -104,6 +105,30 @@ def test_dvc_yaml_uses_the_custom_templates():
             assert isinstance(opts["y"], dict) and len(opts["y"]) >= 3, pid  # one file per model (and split)
 
 
+def _walk(node):
+    """Every dict in a JSON document."""
+    if isinstance(node, dict):
+        yield node
+        node = list(node.values())
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item)
+
+
+@pytest.mark.parametrize("template", ["roc_models", "pr_models", "training_models", "confusion_counts"])
+def test_templates_order_and_colour_models_as_the_pngs(template):
+    spec = json.loads((TEMPLATES / f"{template}.json").read_text())
+    ranks = [d["calculate"] for d in _walk(spec) if d.get("as") == "model_rank"]
+    assert ranks == [f"indexof([{', '.join(repr(m) for m in MODEL_COLOURS)}], datum.model)"], ranks
+    colour_ranges = [d["color"]["scale"]["range"] for d in _walk(spec)
+                     if isinstance(d.get("color"), dict) and d["color"].get("field") in ("series", "legend")]
+    if template == "confusion_counts":  # no colour per model: one column per model, in order
+        assert spec["facet"]["column"]["sort"] == {"field": "series_order", "op": "min"}
+        assert colour_ranges == []
+    else:
+        assert colour_ranges == [list(MODEL_COLOURS.values())], colour_ranges
+
+
 @pytest.fixture(scope="module")
 def shown(tmp_path_factory) -> tuple[Path, dict]:
     """`dvc plots show --json` and `dvc plots show` in a bare DVC repo with the committed plot files."""
@@ -177,6 +202,7 @@ def test_roc_and_pr_colour_by_model_with_auc(evaluated):
         for pid, result in _by_template(evaluated, template).items():
             legend = result["scales"]["color"]
             assert len(legend) == len(MODELS), (pid, legend)  # one colour per model
+            assert result["ranges"]["color"][:len(legend)] == list(MODEL_COLOURS.values()), pid
             for model, label in zip(MODELS, legend):
                 m = re.fullmatch(rf"{model} \({re.escape(score)}(0\.\d{{3}}|1\.000)\)", label)
                 assert m, (pid, label)
@@ -190,6 +216,7 @@ def test_training_curves_overlay_models_train_and_val_from_epoch_1(evaluated):
     for pid, result in results.items():
         scales = result["scales"]
         assert scales["color"] == list(MODELS), pid
+        assert result["ranges"]["color"] == list(MODEL_COLOURS.values()), pid
         assert scales["strokeDash"] == ["train", "val"], pid
         assert scales["x"][0] == 1, (pid, scales["x"])
 
@@ -202,6 +229,7 @@ def test_tuning_trials_are_points(evaluated):
 def test_confusion_matrices_show_their_counts(evaluated, shown):
     root, _ = shown
     (pid, result), = _by_template(evaluated, "confusion_counts").items()
+    assert result["titles"][:len(MODELS)] == list(MODELS), result["titles"]  # columns in training order
     counts = sorted(int(t) for t in result["texts"])
     expected = []
     for f in _custom_plots()[pid]["y"]:

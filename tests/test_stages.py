@@ -174,6 +174,10 @@ def test_evaluate_metrics_schema(workspace):
         rows = json.loads((workspace / f"plots/evaluate/{name}/confusion.json").read_text())
         assert len(rows) == n_test and set(rows[0]) == {"actual", "predicted"}
     assert set(ev["mcnemar"]) == {"baseline_vs_transfer", "baseline_vs_optimized", "transfer_vs_optimized"}
+    summary = _json(workspace, "metrics/test.json")
+    assert summary == {key: {name: ev[name]["test"][source] for name in ("baseline", "transfer", "optimized")}
+                       for key, source in (("accuracy", "accuracy"), ("auc", "roc_auc"),
+                                           ("balanced_accuracy", "balanced_accuracy"))}
     assert set(ev["mcnemar"]["baseline_vs_transfer"]) == {"p_value", "only_baseline_right", "only_transfer_right"}
     timing = _json(workspace, "metrics/timing.json")
     assert all(timing[m]["inference_images_per_s"] > 0 for m in ("baseline", "transfer", "optimized"))

@@ -179,15 +179,17 @@ def petrosian_radius(img: Image.Image) -> float | None:
     """
     w, h = img.size
     reduce = max(1, min(w, h) // _MEASURE_SIDE)
-    grey = img.convert("L")
-    grey = np.asarray(grey.reduce(reduce) if reduce > 1 else grey, dtype=np.float64)
+    # Reducing before the grey conversion converts 16 times fewer pixels.
+    grey = np.asarray((img.reduce(reduce) if reduce > 1 else img).convert("L"), dtype=np.float64)
     gh, gw = grey.shape
     if min(gh, gw) < 8:
         return None
     b = max(1, round(_SKY_BAND * min(gh, gw)))
     band = np.concatenate([grey[:b].ravel(), grey[-b:].ravel(), grey[b:-b, :b].ravel(), grey[b:-b, -b:].ravel()])
-    sky = np.median(band)
-    sigma = max(1.4826 * np.median(np.abs(band - sky)), 0.5)
+    # Median and interquartile sigma from one partial sort.
+    q1, sky, q3 = np.partition(band, [band.size // 4, band.size // 2, 3 * band.size // 4])[
+        [band.size // 4, band.size // 2, 3 * band.size // 4]]
+    sigma = max((q3 - q1) / 1.349, 0.5)
     inside, ring, counts, starts = _rings(gh, gw)
     # Sorting value + ring * offset orders by ring, then by value: one sort gives every ring's median.
     offset = 1024.0

@@ -54,14 +54,18 @@ def test_adaptive_crop_shows_a_galaxy_the_same_at_any_pixel_scale():
     assert np.abs(fixed_a - fixed_b).mean() > 5 * np.abs(a - b).mean()
 
 
-@pytest.mark.parametrize("path", sorted(REAL.glob("*.jpg"))[:6], ids=lambda p: p.stem)
-def test_real_galaxy_zoomed_out_gets_a_proportional_radius(path):
-    img = Image.open(path).convert("RGB")
-    shrunk = img.resize((254, 254), Image.Resampling.LANCZOS)
-    # The real frame at 0.6 of its pixel scale, centred in its own mirrored sky.
-    pad = (FRAME - 254) // 2
-    zoomed_out = Image.fromarray(np.pad(np.asarray(shrunk), ((pad, pad), (pad, pad), (0, 0)), mode="symmetric"))
-    assert petrosian_radius(zoomed_out) / petrosian_radius(img) == pytest.approx(0.6, abs=0.1)
+def test_real_galaxies_zoomed_out_get_proportional_radii():
+    ratios = []
+    for path in sorted(REAL.glob("*.jpg")):
+        img = Image.open(path).convert("RGB")
+        shrunk = img.resize((254, 254), Image.Resampling.LANCZOS)
+        # The real frame at 0.6 of its pixel scale, centred in its own mirrored sky.
+        pad = (FRAME - 254) // 2
+        zoomed_out = Image.fromarray(np.pad(np.asarray(shrunk), ((pad, pad), (pad, pad), (0, 0)), mode="symmetric"))
+        ratios.append(petrosian_radius(zoomed_out) / petrosian_radius(img))
+    assert len(ratios) == 18 and np.median(ratios) == pytest.approx(0.6, abs=0.03)
+    # Mergers and bright neighbours move a few; most follow the scale closely.
+    assert np.mean(np.abs(np.array(ratios) - 0.6) < 0.06) >= 0.8
 
 
 def test_blank_sky_falls_back_to_the_fixed_crop():

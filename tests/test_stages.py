@@ -20,6 +20,10 @@ from cosmic import paths
 from cosmic.modelio import read_preprocessing
 from tests.conftest import REPO, tiny_params
 
+# The module's fixture runs the whole pipeline (over a minute on two cores) and one test trains twice in
+# subprocesses: none of it belongs in the fast subset.
+pytestmark = pytest.mark.slow
+
 STAGES = ("fetch", "filter", "split", "preprocess", "train_baseline", "train_transfer", "tune",
           "train_optimized", "evaluate")
 TRAINING = ("train_baseline", "train_transfer", "tune", "train_optimized")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from cosmic.cli import program_name
 from cosmic.predict import MODEL_FIX, ModelFileError, expand_inputs, load_classifier, positive_int, predict_files_tta
+from cosmic.report import decimal, markdown_table, percent
 from cosmic.utils import write_json
 
 if TYPE_CHECKING:
@@ -140,13 +141,8 @@ def score_folder(model_path: Path | str, data_dir: Path | str, tta: int = 1, bat
             "metrics": metrics}
 
 
-def _percent(x: float | None) -> str:
-    """A fraction as a percentage with one decimal, or "n/a" when undefined."""
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
 def summary(result: dict) -> str:
-    """A compact human-readable table of a `score_folder` result: one line plain, one with TTA.
+    """A compact Markdown table of a `score_folder` result, aligned for a terminal: one row plain, one with TTA.
 
     Args:
         result: the dict returned by `score_folder`.
@@ -164,19 +160,16 @@ def summary(result: dict) -> str:
     if "tta" in metrics:
         blocks.append((f"TTA x{metrics['tta']['views']}", metrics["tta"]))
     level = round(100 * metrics["accuracy_ci"]["level"])
-    table = [["", "n", f"accuracy [{level}% CI]", "balanced acc", "ROC AUC", *(f"recall {n}" for n in names),
-              "TN FP FN TP", "ECE"]]
+    header = ["view", "n", f"accuracy % [{level}% CI]", "balanced acc %", "ROC AUC",
+              *(f"recall {n} %" for n in names), "TN FP FN TP", "ECE"]
+    rows = []
     for label, m in blocks:
         ci, cm = m["accuracy_ci"], m["confusion_matrix"]
-        interval = "[n/a]" if ci["low"] is None else f"[{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]"
-        table.append([label, str(m["n"]), f"{_percent(m['accuracy'])} {interval}",
-                      _percent(m["balanced_accuracy"]), "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}",
-                      *(_percent(m[n]["recall"]) for n in names), f"{cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']}",
-                      f"{m['ece']:.3f}"])
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        cells = [cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
+        interval = "[n/a]" if ci["low"] is None else f"[{percent(ci['low'])}, {percent(ci['high'])}]"
+        rows.append([label, str(m["n"]), f"{percent(m['accuracy'])} {interval}", percent(m["balanced_accuracy"]),
+                     decimal(m["roc_auc"]), *(percent(m[n]["recall"]) for n in names),
+                     f"{cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']}", decimal(m["ece"])])
+    lines.append(markdown_table(header, rows, align="l" + "r" * (len(header) - 1), pad=True))
     lines.append(f"positive class {names[1]}: TN FP FN TP are the confusion counts; ECE over "
                  f"{result['settings']['calibration_bins']} bins")
     return "\n".join(lines) + "\n"

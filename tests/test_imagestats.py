@@ -117,5 +117,8 @@ def test_bench_realsky_stats_prints_the_table_and_draws_the_figure(tmp_path, cap
     assert out == table_md.read_text()
     assert "elliptical, real (n=3)" in out and "spiral, synthetic (n=4)" in out
     assert all(description in out for description in STATS.values())
+    rows = out.splitlines()[2:]
+    assert rows[0].startswith("| statistic ") and len(rows) == 2 + len(STATS)
+    assert len({len(row) for row in rows}) == 1, "the table's columns line up in a terminal"
     with Image.open(figure) as im:
         assert im.size[0] > 3 * 96 and im.size[1] > 4 * 96

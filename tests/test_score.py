@@ -137,7 +137,7 @@ def test_tta8_adds_a_tta_block_from_the_same_decode(model_path, data_dir, tmp_pa
     assert tta == {"views": 8, **_expected_block(y, p8)}
     assert tta["roc_auc"] != plain["metrics"]["roc_auc"] or tta["log_loss"] != plain["metrics"]["log_loss"]
     summary = capsys.readouterr().out
-    assert "accuracy [95% CI]" in summary and "TTA x8" in summary and "plain" in summary
+    assert "| accuracy % [95% CI] |" in summary and "| TTA x8 |" in summary and "| plain  |" in summary
 
 
 def test_predict_files_tta_rows_equal_predict_files_rows(model_path, data_dir):
@@ -170,10 +170,11 @@ def test_output_json_and_summary(model_path, data_dir, tmp_path, capsys):
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert f"(elliptical {N_PER_CLASS}, spiral {N_PER_CLASS}; 0 unreadable)" in lines[0]
-    assert "recall elliptical" in lines[1] and "recall spiral" in lines[1] and "TN FP FN TP" in lines[1]
+    assert "| recall elliptical % |" in lines[1] and "| recall spiral % |" in lines[1] and "TN FP FN TP" in lines[1]
+    assert len({len(line) for line in lines[1:4]}) == 1, "the table's columns line up in a terminal"
     cm = m["confusion_matrix"]
-    assert lines[2].startswith("plain") and lines[2].endswith(f"{cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']}  "
-                                                              f"{m['ece']:.3f}")
+    assert lines[3].startswith("| plain |") and lines[3].endswith(f" {cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']} | "
+                                                                  f"{m['ece']:.3f} |")
     assert "TTA" not in captured.out and str(out) in captured.err
 
 

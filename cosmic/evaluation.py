@@ -77,13 +77,10 @@ def headline(m: dict, class_names: tuple[str, str]) -> dict:
     return out
 
 
-def mcnemar_headline(tests: dict) -> dict:
-    """`pairwise_mcnemar` results as numbers only: p-value and the two discordant counts per pair."""
-    out = {}
-    for pair, t in tests.items():
-        a, b = pair.split("_vs_")
-        out[pair] = {"p_value": t["p_value"], f"only_{a}_right": t["b"], f"only_{b}_right": t["c"]}
-    return out
+def mcnemar_headline(tests: dict[tuple[str, str], dict]) -> dict:
+    """`pairwise_mcnemar` results as numbers only: p-value and the two discordant counts, keyed "a_vs_b"."""
+    return {f"{a}_vs_{b}": {"p_value": t["p_value"], f"only_{a}_right": t["b"], f"only_{b}_right": t["c"]}
+            for (a, b), t in tests.items()}
 
 
 def evaluate_model(name: str, model, data: Arrays, class_names: tuple[str, str], *, tta: int, batch_size: int,
@@ -104,13 +101,13 @@ def evaluate_model(name: str, model, data: Arrays, class_names: tuple[str, str],
     return ModelEval(name, p, result)
 
 
-def pairwise_mcnemar(evals: list[ModelEval], labels: np.ndarray) -> dict:
-    """McNemar test between every pair of models on the same images ("a_vs_b" -> result)."""
+def pairwise_mcnemar(evals: list[ModelEval], labels: np.ndarray) -> dict[tuple[str, str], dict]:
+    """McNemar test between every pair of models on the same images ((name a, name b) -> result)."""
     out = {}
     for a, b in itertools.combinations(evals, 2):
         correct_a = (a.p > M.THRESHOLD).astype(int) == labels
         correct_b = (b.p > M.THRESHOLD).astype(int) == labels
-        out[f"{a.name}_vs_{b.name}"] = M.mcnemar(correct_a, correct_b)
+        out[a.name, b.name] = M.mcnemar(correct_a, correct_b)
     return out
 
 
@@ -153,7 +150,8 @@ def evaluate_saved_models(test: Arrays, class_names: tuple[str, str], p: Evaluat
     return evals
 
 
-def metrics_record(evals: list[ModelEval], tests: dict, class_names: tuple[str, str], n_test: int) -> dict:
+def metrics_record(evals: list[ModelEval], tests: dict[tuple[str, str], dict], class_names: tuple[str, str],
+                   n_test: int) -> dict:
     """metrics/evaluate.json: each model's headline numbers, the McNemar counts and the test-split size."""
     return {**{e.name: {"test": headline(e.metrics, class_names)} for e in evals},
             "mcnemar": mcnemar_headline(tests), "n_test": int(n_test)}

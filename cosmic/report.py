@@ -90,11 +90,11 @@ def _reading_notes(results: dict, class_names: tuple[str, str]) -> list[str]:
     ]
 
 
-def mcnemar_table(tests: dict) -> str:
+def mcnemar_table(tests: dict[tuple[str, str], dict]) -> str:
     """McNemar results between each pair of models."""
     return markdown_table(["pair", "only first right", "only second right", "p-value", "test"],
-                          [[pair.replace("_vs_", " vs "), str(t["b"]), str(t["c"]), f"{t['p_value']:.3g}", t["method"]]
-                           for pair, t in tests.items()])
+                          [[f"{a} vs {b}", str(t["b"]), str(t["c"]), f"{t['p_value']:.3g}", t["method"]]
+                           for (a, b), t in tests.items()])
 
 
 def render(results: dict, tests: dict, data_counts: dict, split_counts: dict, class_names: tuple[str, str],

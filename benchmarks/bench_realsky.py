@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 from machine import cpu_description  # noqa: E402
 from cosmic import paths  # noqa: E402
 from cosmic.predict import ModelFileError, positive_int, write_atomic  # noqa: E402
+from cosmic.report import decimal, markdown_table, percent  # noqa: E402
 from cosmic.score import LayoutError, expected_layout, score_folder  # noqa: E402
 from cosmic.utils import write_json  # noqa: E402
 
@@ -37,14 +38,6 @@ def model_files(models_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: (order.get(p.stem, len(order)), p.name))
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
-
-
-def _auc(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
 def table_row(name: str, result: dict) -> list[str]:
     """One Markdown table row (cells in `COLUMNS` order) of a `score_folder` result."""
     m = result["metrics"]
@@ -52,21 +45,18 @@ def table_row(name: str, result: dict) -> list[str]:
         return [name, "0"] + ["n/a"] * (len(COLUMNS) - 2)
     elliptical, spiral = result["class_names"]
     ci = m["accuracy_ci"]
-    interval = "" if ci["low"] is None else f" ({_pct(ci['low'])}–{_pct(ci['high'])})"
+    interval = "" if ci["low"] is None else f" ({percent(ci['low'])}–{percent(ci['high'])})"
     tta = m.get("tta")
-    return [name, str(m["n"]), _pct(m["accuracy"]) + interval, _pct(m["balanced_accuracy"]), _auc(m["roc_auc"]),
-            _pct(m[spiral]["recall"]), _pct(m[elliptical]["recall"]),
-            *(("–",) * 5 if tta is None else (_pct(tta["accuracy"]), _pct(tta["balanced_accuracy"]),
-                                              _auc(tta["roc_auc"]), _pct(tta[spiral]["recall"]),
-                                              _pct(tta[elliptical]["recall"])))]
+    return [name, str(m["n"]), percent(m["accuracy"]) + interval, percent(m["balanced_accuracy"]),
+            decimal(m["roc_auc"]), percent(m[spiral]["recall"]), percent(m[elliptical]["recall"]),
+            *(("–",) * 5 if tta is None else (percent(tta["accuracy"]), percent(tta["balanced_accuracy"]),
+                                              decimal(tta["roc_auc"]), percent(tta[spiral]["recall"]),
+                                              percent(tta[elliptical]["recall"])))]
 
 
 def markdown(header: str, rows: list[list[str]]) -> str:
     """The header line and a Markdown table of the rows, ending with a newline."""
-    rule = "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"
-    lines = [header, "", "| " + " | ".join(COLUMNS) + " |", rule]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return f"{header}\n\n{markdown_table(COLUMNS, rows, align='l' + 'r' * (len(COLUMNS) - 1))}\n"
 
 
 def main(argv: list[str] | None = None) -> int:

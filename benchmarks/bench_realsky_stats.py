@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from cosmic import imagestats, paths
 from cosmic.imageops import Crop, load_crop_resize
+from cosmic.report import markdown_table
 from cosmic.score import LayoutError, class_files
 
 CLASS_NAMES = ("elliptical", "spiral")
@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     synthetic = synthetic_paths(args.catalog, args.n, args.seed)
     table = imagestats.compare({"real": imagestats.table(real), "synthetic": imagestats.table(synthetic)})
     text = (f"Real SDSS ({args.real}) vs synthetic ({args.catalog}); whole frame at {imagestats.GRID} px, "
-            "0-255 display units; median (10th-90th percentile)\n\n" + table.to_markdown() + "\n")
+            "0-255 display units; median (10th-90th percentile)\n\n"
+            + markdown_table(["statistic", *table.columns], [[name, *row] for name, row in table.iterrows()],
+                             pad=True) + "\n")
     sys.stdout.write(text)
     if args.output is not None:
         args.output.write_text(text, encoding="utf-8")

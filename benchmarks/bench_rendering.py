@@ -34,9 +34,12 @@ from machine import cpu_description  # noqa: E402
 from cosmic import paths  # noqa: E402
 from cosmic.imageops import open_rgb  # noqa: E402
 from cosmic.predict import IMAGE_EXTENSIONS, positive_int, write_atomic  # noqa: E402
+from cosmic.report import decimal, markdown_table, percent  # noqa: E402
 from cosmic.score import score_folder  # noqa: E402
 
 DEFAULT_PERTURBATIONS = ("none", "scale0.8", "scale0.6", "scale0.5", "noise1.5", "gamma0.7")
+COLUMNS = ("model", "rendering", "ROC AUC", "bal. acc. %", "spiral recall %", "elliptical recall %", "TTA×8 AUC",
+           "TTA×8 bal. acc. %", "Δ AUC", "Δ bal. acc. (points)")
 _PATTERN = re.compile(r"none|(scale|noise|gamma)([0-9]*\.?[0-9]+)")
 # Outer band of the frame taken as sky, as a fraction of its side.
 BORDER = 0.08
@@ -103,17 +106,18 @@ def render_folder(real: Path, out: Path, kind: str, value: float, seed: int = 0)
             Image.fromarray(render(pixels, kind, value, rng)).save(out / folder.name / f"{path.stem}.jpg", quality=95)
 
 
-def _row(model: str, name: str, m: dict, ref: dict | None, names: tuple[str, str]) -> str:
+def _row(model: str, name: str, m: dict, ref: dict | None, names: tuple[str, str]) -> list[str]:
+    """The cells (in `COLUMNS` order) of one model on one rendering; the deltas are against `ref`."""
     ell, spi = names
-    cells = [model, name, f"{m['roc_auc']:.3f}", f"{100 * m['balanced_accuracy']:.1f}",
-             f"{100 * m[spi]['recall']:.1f}", f"{100 * m[ell]['recall']:.1f}"]
+    cells = [model, name, decimal(m["roc_auc"]), percent(m["balanced_accuracy"]), percent(m[spi]["recall"]),
+             percent(m[ell]["recall"])]
     tta = m.get("tta")
-    cells += [f"{tta['roc_auc']:.3f}", f"{100 * tta['balanced_accuracy']:.1f}"] if tta else ["–", "–"]
+    cells += [decimal(tta["roc_auc"]), percent(tta["balanced_accuracy"])] if tta else ["–", "–"]
     if ref is None:
         cells += ["", ""]
     else:
         cells += [f"{m['roc_auc'] - ref['roc_auc']:+.3f}", f"{100 * (m['balanced_accuracy'] - ref['balanced_accuracy']):+.1f}"]
-    return "| " + " | ".join(cells) + " |"
+    return cells
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,16 +151,14 @@ def main(argv: list[str] | None = None) -> int:
                 results[(path.stem, label)] = r["metrics"]
                 print(f"scored {path.stem} on {label}", file=sys.stderr, flush=True)
     n = sum(1 for p in args.real.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    lines = [f"Real galaxies re-rendered ({n} images of {args.real.name}); CPU: {cpu_description()}", "",
-             "| model | rendering | ROC AUC | bal. acc. % | spiral recall % | elliptical recall % | TTA×8 AUC | "
-             "TTA×8 bal. acc. % | Δ AUC | Δ bal. acc. (points) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = []
     for path in models:
         ref = results[(path.stem, "none")]
         for (model, label), m in results.items():
             if model == path.stem:
-                lines.append(_row(model, label, m, None if label == "none" else ref, names))
-    text = "\n".join(lines) + "\n"
+                rows.append(_row(model, label, m, None if label == "none" else ref, names))
+    text = (f"Real galaxies re-rendered ({n} images of {args.real.name}); CPU: {cpu_description()}\n\n"
+            f"{markdown_table(COLUMNS, rows, align='ll' + 'r' * (len(COLUMNS) - 2))}\n")
     sys.stdout.write(text)
     if args.output is not None:
         write_atomic(args.output, text)

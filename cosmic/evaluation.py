@@ -34,19 +34,14 @@ class ModelEval:
     images_per_s: float | None = None
 
 
-def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], *, bootstrap_resamples: int,
-                 ci_level: float, calibration_bins: int, seed: int) -> dict:
+def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], settings: M.MetricSettings) -> dict:
     """The metrics of one set of predictions, as reported by evaluate and cosmic.score.
 
     Args:
         y: 0/1 labels (0 = class_names[0]), shape (n,).
         p: predicted probability of class_names[1], shape (n,).
         class_names: (name of class 0, name of class 1), keys of the per-class entries.
-        bootstrap_resamples: resamples of the accuracy confidence interval.
-        ci_level: confidence level of that interval, e.g. 0.95.
-        calibration_bins: equal-width bins of the expected calibration error.
-        seed: bootstrap seed; the same seed for every model makes their intervals come from
-            the same resamples of the images.
+        settings: bootstrap resamples, CI level, calibration bins and seed.
 
     Returns:
         `metrics.classification_metrics` (accuracy, balanced accuracy, per-class scores, ROC AUC,
@@ -55,10 +50,10 @@ def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], *, 
     Raises:
         ValueError: on invalid labels/probabilities or settings (see `cosmic.metrics`).
     """
-    m = M.classification_metrics(y, p, class_names, n_bins=calibration_bins)
-    low, high = M.bootstrap_ci(y, (np.asarray(p) > M.THRESHOLD).astype(int), n_resamples=bootstrap_resamples,
-                               level=ci_level, seed=seed)
-    m["accuracy_ci"] = {"low": low, "high": high, "level": ci_level}
+    m = M.classification_metrics(y, p, class_names, n_bins=settings.calibration_bins)
+    low, high = M.bootstrap_ci(y, (np.asarray(p) > M.THRESHOLD).astype(int),
+                               n_resamples=settings.bootstrap_resamples, level=settings.ci_level, seed=settings.seed)
+    m["accuracy_ci"] = {"low": low, "high": high, "level": settings.ci_level}
     return m
 
 
@@ -82,42 +77,37 @@ def headline(m: dict, class_names: tuple[str, str]) -> dict:
     return out
 
 
-def mcnemar_headline(tests: dict) -> dict:
-    """`pairwise_mcnemar` results as numbers only: p-value and the two discordant counts per pair."""
-    out = {}
-    for pair, t in tests.items():
-        a, b = pair.split("_vs_")
-        out[pair] = {"p_value": t["p_value"], f"only_{a}_right": t["b"], f"only_{b}_right": t["c"]}
-    return out
+def mcnemar_headline(tests: dict[tuple[str, str], dict]) -> dict:
+    """`pairwise_mcnemar` results as numbers only: p-value and the two discordant counts, keyed "a_vs_b"."""
+    return {f"{a}_vs_{b}": {"p_value": t["p_value"], f"only_{a}_right": t["b"], f"only_{b}_right": t["c"]}
+            for (a, b), t in tests.items()}
 
 
 def evaluate_model(name: str, model, data: Arrays, class_names: tuple[str, str], *, tta: int, batch_size: int,
-                   bootstrap_resamples: int, ci_level: float, calibration_bins: int, seed: int) -> ModelEval:
+                   settings: M.MetricSettings) -> ModelEval:
     """All metrics of one model on one split, plain and (with tta=8) with test-time augmentation.
 
     The bootstrap resamples images with a seed shared by every model, so their intervals
     come from the same resamples.
     """
     y = data.labels.astype(int)
-    settings = {"bootstrap_resamples": bootstrap_resamples, "ci_level": ci_level,
-                "calibration_bins": calibration_bins, "seed": seed}
     p = predict_proba(model, data.images, tta=1, batch_size=batch_size)
-    result = metric_block(y, p, class_names, **settings)
+    result = metric_block(y, p, class_names, settings)
     if tta > 1:
         p_tta = predict_proba(model, data.images, tta=tta, batch_size=batch_size)
-        result["tta"] = {"views": tta, **metric_block(y, p_tta, class_names, **settings)}
+        result["tta"] = {"views": tta, **metric_block(y, p_tta, class_names, settings)}
     log.info("%s: accuracy %.4f [%s, %s], AUC %s", name, result["accuracy"], result["accuracy_ci"]["low"],
              result["accuracy_ci"]["high"], result["roc_auc"])
     return ModelEval(name, p, result)
 
 
-def pairwise_mcnemar(evals: list[ModelEval], labels: np.ndarray) -> dict:
-    """McNemar test between every pair of models on the same images ("a_vs_b" -> result)."""
+def pairwise_mcnemar(evals: list[ModelEval], labels: np.ndarray) -> dict[tuple[str, str], dict]:
+    """McNemar test between every pair of models on the same images ((name a, name b) -> result)."""
     out = {}
     for a, b in itertools.combinations(evals, 2):
         correct_a = (a.p > M.THRESHOLD).astype(int) == labels
         correct_b = (b.p > M.THRESHOLD).astype(int) == labels
-        out[f"{a.name}_vs_{b.name}"] = M.mcnemar(correct_a, correct_b)
+        out[a.name, b.name] = M.mcnemar(correct_a, correct_b)
     return out
 
 
@@ -146,13 +136,12 @@ def evaluate_saved_models(test: Arrays, class_names: tuple[str, str], p: Evaluat
     Raises:
         FileNotFoundError: if a model or its stage's metrics file is missing.
     """
+    settings = M.MetricSettings(p.bootstrap_resamples, p.ci_level, p.calibration_bins, seed)
     evals = []
     for name, stage in paths.MODEL_STAGES.items():
         model, record = load_model(paths.model_file(stage))
         train_metrics, training = read_json(paths.stage_metrics(stage)), record.get("training", {})
-        ev = evaluate_model(name, model, test, class_names, tta=p.tta, batch_size=p.batch_size,
-                            bootstrap_resamples=p.bootstrap_resamples, ci_level=p.ci_level,
-                            calibration_bins=p.calibration_bins, seed=seed)
+        ev = evaluate_model(name, model, test, class_names, tta=p.tta, batch_size=p.batch_size, settings=settings)
         ev.facts = {"n_params": train_metrics["n_params"], "model_bytes": train_metrics["model_bytes"],
                     "kept_epoch": train_metrics["kept_epoch"], "pretrained": training.get("pretrained"),
                     "weights_note": training.get("weights_note"), "recall_balance": training.get("recall_balance")}
@@ -161,7 +150,8 @@ def evaluate_saved_models(test: Arrays, class_names: tuple[str, str], p: Evaluat
     return evals
 
 
-def metrics_record(evals: list[ModelEval], tests: dict, class_names: tuple[str, str], n_test: int) -> dict:
+def metrics_record(evals: list[ModelEval], tests: dict[tuple[str, str], dict], class_names: tuple[str, str],
+                   n_test: int) -> dict:
     """metrics/evaluate.json: each model's headline numbers, the McNemar counts and the test-split size."""
     return {**{e.name: {"test": headline(e.metrics, class_names)} for e in evals},
             "mcnemar": mcnemar_headline(tests), "n_test": int(n_test)}

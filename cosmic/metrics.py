@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,29 @@ MCNEMAR_EXACT_BELOW = 25
 
 # Curves are thinned to at most this many points to keep the plot JSON small.
 MAX_CURVE_POINTS = 200
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    """How a metric block's interval and calibration are computed; shared by evaluate and cosmic.score.
+
+    The defaults are the default run's (params.yaml: the evaluate section and base.seed;
+    tests/test_score.py checks they agree), so cosmic-score reports intervals comparable to the
+    evaluate stage's without reading params.yaml.
+
+    Attributes:
+        bootstrap_resamples: resamples of the accuracy confidence interval.
+        ci_level: confidence level of that interval, e.g. 0.95.
+        calibration_bins: equal-width bins of the expected calibration error.
+        seed: bootstrap seed; the same seed for every model makes their intervals come from the
+            same resamples of the images.
+    """
+
+    bootstrap_resamples: int = 1000
+    ci_level: float = 0.95
+    calibration_bins: int = 10
+    seed: int = 42
+
 
 # Keys of the classification_metrics result; class names must not shadow them.
 _RESERVED_KEYS = frozenset(

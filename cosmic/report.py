@@ -2,40 +2,78 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from cosmic import paths
 from cosmic.utils import read_json
 
+# Markdown's delimiter row per column alignment: "l" is left (Markdown's default), "r" right.
+_RULES = {"l": "---", "r": "---:"}
 
-def _pct(x: float | None) -> str:
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "", pad: bool = False) -> str:
+    """A Markdown table, the one format of the report, `cosmic-score` and the benchmarks.
+
+    Args:
+        header: the column titles.
+        rows: the cells of each row, as text, as many as titles.
+        align: one letter per column, "l" (left) or "r" (right); empty: every column left.
+        pad: widen every cell to its column's width (right-aligned columns padded on the left),
+            so the table also lines up as plain text in a terminal.
+
+    Returns:
+        The header, delimiter and row lines, without a trailing newline.
+
+    Raises:
+        ValueError: if a row or `align` does not have one entry per column.
+    """
+    align = align or "l" * len(header)
+    if len(align) != len(header) or set(align) - set(_RULES):
+        raise ValueError(f"align is {align!r}; expected one of l/r per column ({len(header)})")
+    table = [list(header), *(list(row) for row in rows)]
+    for row in table:
+        if len(row) != len(header):
+            raise ValueError(f"row {row} has {len(row)} cells; expected {len(header)}, one per column")
+    rule = [_RULES[a] for a in align]
+    if pad:
+        widths = [max(len(cell) for cell in column) for column in zip(*table, rule)]
+        table = [[cell.rjust(w) if a == "r" else cell.ljust(w) for cell, w, a in zip(row, widths, align)]
+                 for row in table]
+        # The delimiter row has no spaces around its cells, so it spans each cell and its two spaces.
+        rule = [r.rjust(w + 2, "-") if a == "r" else r.ljust(w + 2, "-") for r, w, a in zip(rule, widths, align)]
+    lines = ["| " + " | ".join(row) + " |" for row in table]
+    lines.insert(1, "|" + "|".join(rule) + "|")
+    return "\n".join(lines)
+
+
+def percent(x: float | None) -> str:
+    """A fraction as a percentage with one decimal and no sign (the tables' headers say %), or "n/a"."""
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
-def _num(x: float | None, digits: int = 3) -> str:
+def decimal(x: float | None, digits: int = 3) -> str:
+    """A number with `digits` decimals, or "n/a" when undefined."""
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def model_table(results: dict, class_names: tuple[str, str]) -> str:
     """The comparison table of the models (one row per model)."""
-    head = ("| model | test acc. % (95 % CI) | bal. acc. % | ROC AUC | macro F1 | log loss | ECE | "
-            "TTA×8 acc. % | params | MB | pretrained |")
     levels = {int(round(100 * r["test"]["accuracy_ci"]["level"])) for r in results.values()}
-    if levels and levels != {95}:
-        head = head.replace("95 %", f"{levels.pop()} %")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    level = levels.pop() if levels else 95
+    header = ["model", f"test acc. % ({level} % CI)", "bal. acc. %", "ROC AUC", "macro F1", "log loss", "ECE",
+              "TTA×8 acc. %", "params", "MB", "pretrained"]
+    rows = []
     for name, r in results.items():
         t = r["test"]
         ci = t["accuracy_ci"]
-        tta = _pct(t["tta"]["accuracy"]) if "tta" in t else "off"
         pre = r.get("pretrained")
-        lines.append(
-            f"| {name} | {_pct(t['accuracy'])} ({_pct(ci['low'])}–{_pct(ci['high'])}) | "
-            f"{_pct(t['balanced_accuracy'])} | {_num(t['roc_auc'])} | {_num(t['macro']['f1'])} | "
-            f"{_num(t['log_loss'])} | {_num(t['ece'])} | {tta} | {r['n_params']:,} | "
-            f"{r['model_bytes'] / 1e6:.1f} | {'n/a' if pre is None else ('yes' if pre else 'no')} |"
-        )
-    return "\n".join(lines)
+        rows.append([name, f"{percent(t['accuracy'])} ({percent(ci['low'])}–{percent(ci['high'])})",
+                     percent(t["balanced_accuracy"]), decimal(t["roc_auc"]), decimal(t["macro"]["f1"]),
+                     decimal(t["log_loss"]), decimal(t["ece"]), percent(t["tta"]["accuracy"]) if "tta" in t else "off",
+                     f"{r['n_params']:,}", f"{r['model_bytes'] / 1e6:.1f}",
+                     "n/a" if pre is None else ("yes" if pre else "no")])
+    return markdown_table(header, rows)
 
 
 def _reading_notes(results: dict, class_names: tuple[str, str]) -> list[str]:
@@ -52,13 +90,11 @@ def _reading_notes(results: dict, class_names: tuple[str, str]) -> list[str]:
     ]
 
 
-def mcnemar_table(tests: dict) -> str:
+def mcnemar_table(tests: dict[tuple[str, str], dict]) -> str:
     """McNemar results between each pair of models."""
-    lines = ["| pair | only first right | only second right | p-value | test |", "|---|---|---|---|---|"]
-    for pair, t in tests.items():
-        lines.append(f"| {pair.replace('_vs_', ' vs ')} | {t['b']} | {t['c']} | {t['p_value']:.3g} | "
-                     f"{t['method']} |")
-    return "\n".join(lines)
+    return markdown_table(["pair", "only first right", "only second right", "p-value", "test"],
+                          [[f"{a} vs {b}", str(t["b"]), str(t["c"]), f"{t['p_value']:.3g}", t["method"]]
+                           for (a, b), t in tests.items()])
 
 
 def render(results: dict, tests: dict, data_counts: dict, split_counts: dict, class_names: tuple[str, str],
@@ -84,7 +120,7 @@ def render(results: dict, tests: dict, data_counts: dict, split_counts: dict, cl
         "## Data",
         "",
         f"- rows in the solutions CSV: {data_counts.get('n_rows')}; kept: {data_counts.get('n_kept')} "
-        f"({_pct(data_counts.get('kept_fraction'))} %) at threshold {data_counts.get('threshold')}: "
+        f"({percent(data_counts.get('kept_fraction'))} %) at threshold {data_counts.get('threshold')}: "
         + ", ".join(f"{k} {v}" for k, v in data_counts.get("per_class", {}).items()),
         f"- left out: {data_counts.get('n_ambiguous')} ambiguous, {data_counts.get('n_artifact')} star/artifact, "
         f"{data_counts.get('n_dropped')} invalid" + (f" ({dropped})" if dropped else ""),

@@ -11,22 +11,22 @@ reported and left out of the metrics.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosmic.cli import program_name
 from cosmic.predict import MODEL_FIX, ModelFileError, expand_inputs, load_classifier, positive_int, predict_files_tta
+from cosmic.report import decimal, markdown_table, percent
 from cosmic.utils import write_json
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from cosmic.metrics import MetricSettings
 
-# The evaluate section of params.yaml (and base.seed), so score and evaluate report comparable intervals.
-BOOTSTRAP_RESAMPLES = 1000
-CI_LEVEL = 0.95
-CALIBRATION_BINS = 10
-SEED = 42
+log = logging.getLogger(__name__)
 
 
 class LayoutError(ValueError):
@@ -80,8 +80,7 @@ def class_files(data_dir: Path | str, class_names: Sequence[str]) -> tuple[dict[
 
 
 def score_folder(model_path: Path | str, data_dir: Path | str, tta: int = 1, batch_size: int = 64, *,
-                 bootstrap_resamples: int = BOOTSTRAP_RESAMPLES, ci_level: float = CI_LEVEL,
-                 calibration_bins: int = CALIBRATION_BINS, seed: int = SEED) -> dict:
+                 settings: MetricSettings | None = None) -> dict:
     """Score a saved model on a one-folder-per-class data set.
 
     Decoding, cropping and prediction are `cosmic.predict`'s, so p(spiral) is what
@@ -94,8 +93,8 @@ def score_folder(model_path: Path | str, data_dir: Path | str, tta: int = 1, bat
         data_dir: folder with one image subfolder per class of the model.
         tta: 1, or 8 to also report metrics of the average over the eight rotations/flips.
         batch_size: images decoded and predicted per step.
-        bootstrap_resamples, ci_level, calibration_bins, seed: as for
-            `cosmic.evaluation.metric_block` (defaults: the evaluate stage's).
+        settings: bootstrap resamples, CI level, calibration bins and seed; None: `MetricSettings()`,
+            the evaluate stage's in the default run.
 
     Returns:
         JSON-ready dict: ``model``, ``data_dir``, ``class_names``, ``n_per_class`` (image files
@@ -125,28 +124,25 @@ def score_folder(model_path: Path | str, data_dir: Path | str, tta: int = 1, bat
         p.append(plain["p_spiral"])
         if augmented:
             p_tta.append(augmented[0]["p_spiral"])
-    settings = {"bootstrap_resamples": bootstrap_resamples, "ci_level": ci_level,
-                "calibration_bins": calibration_bins, "seed": seed}
+    # Imported here: scikit-learn and TensorFlow are not needed for --help or usage errors.
+    from cosmic.evaluation import metric_block
+    from cosmic.metrics import MetricSettings
+
+    settings = settings or MetricSettings()
     metrics = None
     if y:
-        from cosmic.evaluation import metric_block  # imports TensorFlow: not needed for --help or usage errors
-
-        metrics = metric_block(y, p, names, **settings)
+        metrics = metric_block(y, p, names, settings)
         if tta > 1:
-            metrics["tta"] = {"views": tta, **metric_block(y, p_tta, names, **settings)}
+            metrics["tta"] = {"views": tta, **metric_block(y, p_tta, names, settings)}
     return {"model": str(model_path), "data_dir": str(data_dir), "class_names": list(names),
             "n_per_class": {name: len(files[name]) for name in names}, "n_scored": len(y),
             "n_failed": len(failed), "failed": failed, "ignored_subfolders": [str(folder) for folder in ignored],
-            "settings": {"tta": tta, "batch_size": batch_size, **settings}, "metrics": metrics}
-
-
-def _percent(x: float | None) -> str:
-    """A fraction as a percentage with one decimal, or "n/a" when undefined."""
-    return "n/a" if x is None else f"{100 * x:.1f}%"
+            "settings": {"tta": tta, "batch_size": batch_size, **dataclasses.asdict(settings)},
+            "metrics": metrics}
 
 
 def summary(result: dict) -> str:
-    """A compact human-readable table of a `score_folder` result: one line plain, one with TTA.
+    """A compact Markdown table of a `score_folder` result, aligned for a terminal: one row plain, one with TTA.
 
     Args:
         result: the dict returned by `score_folder`.
@@ -164,19 +160,16 @@ def summary(result: dict) -> str:
     if "tta" in metrics:
         blocks.append((f"TTA x{metrics['tta']['views']}", metrics["tta"]))
     level = round(100 * metrics["accuracy_ci"]["level"])
-    table = [["", "n", f"accuracy [{level}% CI]", "balanced acc", "ROC AUC", *(f"recall {n}" for n in names),
-              "TN FP FN TP", "ECE"]]
+    header = ["view", "n", f"accuracy % [{level}% CI]", "balanced acc %", "ROC AUC",
+              *(f"recall {n} %" for n in names), "TN FP FN TP", "ECE"]
+    rows = []
     for label, m in blocks:
         ci, cm = m["accuracy_ci"], m["confusion_matrix"]
-        interval = "[n/a]" if ci["low"] is None else f"[{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]"
-        table.append([label, str(m["n"]), f"{_percent(m['accuracy'])} {interval}",
-                      _percent(m["balanced_accuracy"]), "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}",
-                      *(_percent(m[n]["recall"]) for n in names), f"{cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']}",
-                      f"{m['ece']:.3f}"])
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        cells = [cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
+        interval = "[n/a]" if ci["low"] is None else f"[{percent(ci['low'])}, {percent(ci['high'])}]"
+        rows.append([label, str(m["n"]), f"{percent(m['accuracy'])} {interval}", percent(m["balanced_accuracy"]),
+                     decimal(m["roc_auc"]), *(percent(m[n]["recall"]) for n in names),
+                     f"{cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']}", decimal(m["ece"])])
+    lines.append(markdown_table(header, rows, align="l" + "r" * (len(header) - 1), pad=True))
     lines.append(f"positive class {names[1]}: TN FP FN TP are the confusion counts; ECE over "
                  f"{result['settings']['calibration_bins']} bins")
     return "\n".join(lines) + "\n"

@@ -179,6 +179,7 @@ def test_params_decide(tmp_path, monkeypatch):
     assert determinism.apply_from_params(REPO / "params.yaml") and determinism.cpu_settings_applied()
 
 
+@pytest.mark.slow  # a subprocess per stage, each importing TensorFlow (6-11 s)
 @pytest.mark.parametrize("stage", ["train_baseline", "train_transfer", "tune", "train_optimized", "evaluate"])
 def test_stage_scripts_apply_it_before_importing_tensorflow(stage):
     """Importing a stage as `dvc repro` runs it leaves TensorFlow loaded with the settings, and no warning."""

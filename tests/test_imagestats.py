@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +77,19 @@ def test_table_and_compare_on_files_of_any_size(tmp_path):
     assert list(out.index) == list(imagestats.STATS.values())
     assert list(out.columns) == ["elliptical, real (n=2)", "elliptical, synthetic (n=2)",
                                  "spiral, real (n=2)", "spiral, synthetic (n=2)"]
-    assert isinstance(out.iat[0, 0], str) and "(" in out.iat[0, 0]
-    assert isinstance(pd.DataFrame(out).to_markdown(), str)
+    # Each cell is "median (10th-90th percentile)" of its class's rows, to two decimals.
+    cell = re.compile(r"(-?\d+\.\d\d) \((-?\d+\.\d\d)-(-?\d+\.\d\d)\)")
+    for cls in ("elliptical", "spiral"):
+        rows = t[t["class"] == cls]
+        for key, description in STATS.items():
+            text = out.at[description, f"{cls}, real (n=2)"]
+            assert out.at[description, f"{cls}, synthetic (n=2)"] == text
+            match = cell.fullmatch(text)
+            assert match, f"{description}, {cls}: {text!r}"
+            median, low, high = map(float, match.groups())
+            assert low <= median <= high
+            assert (median, low, high) == pytest.approx(
+                (rows[key].median(), rows[key].quantile(0.1), rows[key].quantile(0.9)), abs=0.006)
 
 
 def test_bench_realsky_stats_prints_the_table_and_draws_the_figure(tmp_path, capsys):
@@ -105,5 +117,8 @@ def test_bench_realsky_stats_prints_the_table_and_draws_the_figure(tmp_path, cap
     assert out == table_md.read_text()
     assert "elliptical, real (n=3)" in out and "spiral, synthetic (n=4)" in out
     assert all(description in out for description in STATS.values())
+    rows = out.splitlines()[2:]
+    assert rows[0].startswith("| statistic ") and len(rows) == 2 + len(STATS)
+    assert len({len(row) for row in rows}) == 1, "the table's columns line up in a terminal"
     with Image.open(figure) as im:
         assert im.size[0] > 3 * 96 and im.size[1] > 4 * 96

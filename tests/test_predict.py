@@ -222,6 +222,7 @@ def test_tta8_is_the_mean_over_eight_views(saved_model, images, capsys):
     assert np.max(np.abs(got - single)) > 1e-5  # the eight views really were used
 
 
+@pytest.mark.slow  # a subprocess that imports TensorFlow and loads the model (over 5 s)
 def test_module_runs_end_to_end(saved_model, images, tmp_path):
     path, _, _ = saved_model
     out = tmp_path / "pred.csv"

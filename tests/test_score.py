@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from cosmic import metrics as M
@@ -18,7 +20,7 @@ from cosmic.imageops import Crop, crop_fraction
 from cosmic.modelio import preprocessing_record, save_model
 from cosmic.models import build_baseline
 from cosmic.predict import load_classifier, predict_files, predict_files_tta
-from cosmic.score import BOOTSTRAP_RESAMPLES, CALIBRATION_BINS, CI_LEVEL, SEED, main, score_folder
+from cosmic.score import main, score_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 16
@@ -88,12 +90,23 @@ def _reference(model_path: Path, data_dir: Path, tta: int = 1) -> tuple[np.ndarr
     return np.array(y), np.array(p)
 
 
+DEFAULTS = M.MetricSettings()
+
+
+def test_default_metric_settings_are_the_default_runs_evaluate_settings():
+    """cosmic-score's intervals are comparable to the evaluate stage's only while these agree."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    fields = [f.name for f in dataclasses.fields(M.MetricSettings)]
+    expected = {name: raw["base"]["seed"] if name == "seed" else raw["evaluate"][name] for name in fields}
+    assert dataclasses.asdict(DEFAULTS) == expected, "update cosmic.metrics.MetricSettings to match params.yaml"
+
+
 def _expected_block(y: np.ndarray, p: np.ndarray) -> dict:
     """classification_metrics plus the bootstrap interval, computed directly from cosmic.metrics."""
-    expected = M.classification_metrics(y, p, NAMES, n_bins=CALIBRATION_BINS)
-    low, high = M.bootstrap_ci(y, (p > 0.5).astype(int), n_resamples=BOOTSTRAP_RESAMPLES, level=CI_LEVEL,
-                               seed=SEED)
-    return {**expected, "accuracy_ci": {"low": low, "high": high, "level": CI_LEVEL}}
+    expected = M.classification_metrics(y, p, NAMES, n_bins=DEFAULTS.calibration_bins)
+    low, high = M.bootstrap_ci(y, (p > 0.5).astype(int), n_resamples=DEFAULTS.bootstrap_resamples,
+                               level=DEFAULTS.ci_level, seed=DEFAULTS.seed)
+    return {**expected, "accuracy_ci": {"low": low, "high": high, "level": DEFAULTS.ci_level}}
 
 
 def test_metrics_equal_classification_metrics_on_predict_output(model_path, data_dir):
@@ -101,13 +114,12 @@ def test_metrics_equal_classification_metrics_on_predict_output(model_path, data
     y, p = _reference(model_path, data_dir)
     assert len(y) == 2 * N_PER_CLASS and set(y) == {0, 1}
     assert result["metrics"] == _expected_block(y, p)
-    assert result["metrics"] == metric_block(y, p, NAMES, bootstrap_resamples=BOOTSTRAP_RESAMPLES,
-                                             ci_level=CI_LEVEL, calibration_bins=CALIBRATION_BINS, seed=SEED)
+    assert result["metrics"] == metric_block(y, p, NAMES, DEFAULTS)
     assert result["n_per_class"] == {"elliptical": N_PER_CLASS, "spiral": N_PER_CLASS}
     assert result["n_scored"] == 2 * N_PER_CLASS and result["n_failed"] == 0 and result["failed"] == []
     assert "tta" not in result["metrics"]
     # The bootstrap settings are recorded, and changing them changes only the interval.
-    other = score_folder(model_path, data_dir, bootstrap_resamples=50, seed=1)
+    other = score_folder(model_path, data_dir, settings=dataclasses.replace(DEFAULTS, bootstrap_resamples=50, seed=1))
     assert other["settings"]["bootstrap_resamples"] == 50 and other["settings"]["seed"] == 1
     assert {k: v for k, v in other["metrics"].items() if k != "accuracy_ci"} == \
         {k: v for k, v in result["metrics"].items() if k != "accuracy_ci"}
@@ -125,7 +137,7 @@ def test_tta8_adds_a_tta_block_from_the_same_decode(model_path, data_dir, tmp_pa
     assert tta == {"views": 8, **_expected_block(y, p8)}
     assert tta["roc_auc"] != plain["metrics"]["roc_auc"] or tta["log_loss"] != plain["metrics"]["log_loss"]
     summary = capsys.readouterr().out
-    assert "accuracy [95% CI]" in summary and "TTA x8" in summary and "plain" in summary
+    assert "| accuracy % [95% CI] |" in summary and "| TTA x8 |" in summary and "| plain  |" in summary
 
 
 def test_predict_files_tta_rows_equal_predict_files_rows(model_path, data_dir):
@@ -150,8 +162,7 @@ def test_output_json_and_summary(model_path, data_dir, tmp_path, capsys):
     assert result["class_names"] == list(NAMES)
     assert result["n_per_class"] == {"elliptical": N_PER_CLASS, "spiral": N_PER_CLASS}
     assert result["n_failed"] == 0 and result["failed"] == [] and result["ignored_subfolders"] == []
-    assert result["settings"] == {"tta": 1, "batch_size": 64, "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
-                                  "ci_level": CI_LEVEL, "calibration_bins": CALIBRATION_BINS, "seed": SEED}
+    assert result["settings"] == {"tta": 1, "batch_size": 64, **dataclasses.asdict(DEFAULTS)}
     m = result["metrics"]
     assert m["n"] == 2 * N_PER_CLASS and {"accuracy", "balanced_accuracy", "roc_auc", "ece",
                                          "confusion_matrix", "accuracy_ci"} <= set(m)
@@ -159,10 +170,11 @@ def test_output_json_and_summary(model_path, data_dir, tmp_path, capsys):
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert f"(elliptical {N_PER_CLASS}, spiral {N_PER_CLASS}; 0 unreadable)" in lines[0]
-    assert "recall elliptical" in lines[1] and "recall spiral" in lines[1] and "TN FP FN TP" in lines[1]
+    assert "| recall elliptical % |" in lines[1] and "| recall spiral % |" in lines[1] and "TN FP FN TP" in lines[1]
+    assert len({len(line) for line in lines[1:4]}) == 1, "the table's columns line up in a terminal"
     cm = m["confusion_matrix"]
-    assert lines[2].startswith("plain") and lines[2].endswith(f"{cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']}  "
-                                                              f"{m['ece']:.3f}")
+    assert lines[3].startswith("| plain |") and lines[3].endswith(f" {cm['tn']} {cm['fp']} {cm['fn']} {cm['tp']} | "
+                                                                  f"{m['ece']:.3f} |")
     assert "TTA" not in captured.out and str(out) in captured.err
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cosmic.imageops import crop_fraction, load_crop_resize
-from cosmic.utils import atomic_path, progress
+from cosmic.utils import atomic_path, follow_parent, progress
 
 IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
 META = "meta.json"
@@ -47,7 +48,8 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size
     paths = manifest["image_path"].tolist()
     with atomic_path(out_dir / IMAGES) as tmp:
         images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3))
-        pool = ProcessPoolExecutor(workers) if workers > 1 and n > chunk_size else None
+        pool = (ProcessPoolExecutor(workers, initializer=follow_parent, initargs=(os.getpid(),))
+                if workers > 1 and n > chunk_size else None)
         try:
             for start in progress(range(0, n, chunk_size), desc=f"packing {out_dir.name}", unit="chunk"):
                 batch = paths[start:start + chunk_size]

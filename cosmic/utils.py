@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -65,3 +68,37 @@ def read_json(path: Path | str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
     return json.loads(path.read_text())
+
+
+# Set by a process for the children it starts, so that they can tell whether it is still alive.
+PARENT_PID_ENV = "COSMIC_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_parent(parent: int | None = None) -> None:
+    """End this process when `parent` (default: COSMIC_PARENT_PID, if set) dies, and leave Ctrl-C to it.
+
+    Linux kills the process when its parent dies, however it dies (SIGKILL included); elsewhere a
+    daemon thread polls the parent. A parent already gone when this runs (the race between the
+    fork and this call) ends the process at once. SIGINT is ignored because the parent receives it
+    too and stops its children itself: each child would otherwise print its own traceback.
+    """
+    if parent is None:
+        if not os.environ.get(PARENT_PID_ENV):
+            return
+        parent = int(os.environ[PARENT_PID_ENV])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGKILL)

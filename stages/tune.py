@@ -3,7 +3,13 @@
 import logging
 import sys
 
-from cosmic.determinism import apply_from_params
+from cosmic.utils import follow_parent
+
+# A tuner chief or worker ends with the stage that started it, however the stage ends; this runs
+# before TensorFlow's seconds-long import, so none can outlive a stage killed meanwhile.
+follow_parent()
+
+from cosmic.determinism import apply_from_params  # noqa: E402
 
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cosmic.imageops import crop_fraction
+from cosmic.utils import writing
 
 if TYPE_CHECKING:  # Keras is imported where a model is loaded, so cosmic.predict can name MODEL_FIX cheaply
     import keras
@@ -33,10 +34,14 @@ def save_model(model: keras.Model, path: Path | str, preprocessing: dict) -> Non
     Keras stamps the save date into metadata.json and the zip entries; both are fixed here
     so a re-run that produces the same weights produces the same file (and dvc.lock hash).
     The extra JSON entry is ignored by `keras.models.load_model`.
+
+    Raises:
+        OutputError: naming `path` and about the space the weights take when the disk is full or
+            the folder read-only; no file is left beside it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+    with writing(path, sum(w.nbytes for w in model.get_weights())), \
+            tempfile.TemporaryDirectory(dir=_made(path.parent)) as tmp:
         raw = Path(tmp) / "raw.keras"
         model.save(raw)
         out = Path(tmp) / "out.keras"
@@ -53,6 +58,11 @@ def save_model(model: keras.Model, path: Path | str, preprocessing: dict) -> Non
             dst.writestr(zipfile.ZipInfo(PREPROCESSING_ENTRY, _FIXED_DATE),
                          json.dumps(preprocessing, sort_keys=True, indent=2).encode(), zipfile.ZIP_DEFLATED)
         os.replace(out, path)
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _renumber_shared_objects(config):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cosmic.imageops import crop_fraction, load_crop_resize
-from cosmic.utils import atomic_path, follow_parent, progress
+from cosmic.utils import atomic_path, follow_parent, progress, reserve
 
 IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
 META = "meta.json"
@@ -36,18 +36,24 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size
     """Decode, crop and resize a split's images into out_dir/{images,labels,ids}.npy.
 
     Images are written chunk by chunk into a memory-mapped file, so memory stays bounded
-    by `chunk_size` images whatever the split size. Files are written under a temporary
-    name and renamed at the end, so an interrupted run leaves no complete-looking array.
+    by `chunk_size` images whatever the split size; its space is reserved first. Files are
+    written under a temporary name and renamed at the end, so an interrupted run leaves no
+    complete-looking array.
 
     Returns:
         The number of images written.
+
+    Raises:
+        OutputError: naming the array and the space it needs when the disk is full or read-only.
     """
     out_dir = Path(out_dir)
     n = len(manifest)
     load = partial(load_crop_resize, fraction=crop_fraction(crop_size), size=image_size)
     paths = manifest["image_path"].tolist()
-    with atomic_path(out_dir / IMAGES) as tmp:
-        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3))
+    shape = (n, image_size, image_size, 3)
+    with atomic_path(out_dir / IMAGES, int(np.prod(shape))) as tmp:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        reserve(tmp, images.offset + images.nbytes)
         pool = (ProcessPoolExecutor(workers, initializer=follow_parent, initargs=(os.getpid(),))
                 if workers > 1 and n > chunk_size else None)
         try:
@@ -66,7 +72,8 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop_size: int, image_size
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, tmp.open("wb") as f:  # a file object: np.save would append .npy to a name
+    # A file object: np.save would append .npy to a name.
+    with atomic_path(path, array.nbytes) as tmp, tmp.open("wb") as f:
         np.save(f, array)
 
 

@@ -26,7 +26,7 @@ from cosmic.cli import native_stderr_silenced, program_name
 from cosmic.imageops import ImageError, crop_resize, open_converted
 from cosmic.modelio import MODEL_FIX, load_model
 from cosmic.tta import predict_proba
-from cosmic.utils import atomic_path
+from cosmic.utils import OutputError, atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 OUTPUT_FORMATS = (".csv", ".json")
@@ -351,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             write_atomic(args.output, format_rows(rows, args.output.suffix.lower()))
+        except OutputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         except OSError as e:
             print(f"error: cannot write {args.output}: {e}", file=sys.stderr)
             return 2

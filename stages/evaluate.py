@@ -12,7 +12,7 @@ from cosmic import params, paths, report  # noqa: E402
 from cosmic.evaluation import evaluate_saved_models, metrics_record, pairwise_mcnemar, write_plots  # noqa: E402
 from cosmic.packing import load_splits  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
-from cosmic.utils import setup_logging, write_json  # noqa: E402
+from cosmic.utils import OutputError, setup_logging, write_json  # noqa: E402
 
 STAGE = "evaluate"
 log = logging.getLogger(STAGE)
@@ -36,5 +36,7 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, FileNotFoundError, ValueError) as e:
+    except (ParamError, FileNotFoundError, ValueError, OutputError) as e:
         sys.exit(f"{STAGE}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{STAGE}: interrupted; no output was half-written, re-run the stage")

@@ -5,7 +5,7 @@ import sys
 from cosmic import eda, params, paths
 from cosmic.catalog import CatalogError, build_catalog
 from cosmic.params import ParamError
-from cosmic.utils import atomic_path, read_json, setup_logging, write_json
+from cosmic.utils import OutputError, atomic_path, read_json, setup_logging, write_json
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, CatalogError, FileNotFoundError) as e:
+    except (ParamError, CatalogError, FileNotFoundError, OutputError) as e:
         sys.exit(f"filter: {e}")
     except KeyboardInterrupt:
         sys.exit("filter: interrupted; no output was half-written, re-run the stage")

@@ -10,7 +10,7 @@ from cosmic import params, paths
 from cosmic.imageops import ImageError
 from cosmic.packing import pack_split, write_meta
 from cosmic.params import ParamError
-from cosmic.utils import setup_logging
+from cosmic.utils import OutputError, setup_logging
 
 log = logging.getLogger("preprocess")
 
@@ -33,7 +33,7 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, ImageError, FileNotFoundError, ValueError) as e:
+    except (ParamError, ImageError, FileNotFoundError, ValueError, OutputError) as e:
         sys.exit(f"preprocess: {e}")
     except KeyboardInterrupt:
         sys.exit("preprocess: interrupted; no output was half-written, re-run the stage")

@@ -13,7 +13,7 @@ from cosmic.models import build_baseline  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
-from cosmic.utils import setup_logging  # noqa: E402
+from cosmic.utils import OutputError, setup_logging  # noqa: E402
 
 STAGE = "train_baseline"
 
@@ -34,5 +34,7 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError, OutputError) as e:
         sys.exit(f"{STAGE}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{STAGE}: interrupted; no model, metrics or training log was half-written, re-run the stage")

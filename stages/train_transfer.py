@@ -12,7 +12,7 @@ from cosmic.models import build_transfer  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import TrainingError, run_stage, set_determinism, transfer_schedule  # noqa: E402
-from cosmic.utils import setup_logging  # noqa: E402
+from cosmic.utils import OutputError, setup_logging  # noqa: E402
 from cosmic.weights import WeightsError, resolve_mobilenet_weights  # noqa: E402
 
 STAGE = "train_transfer"
@@ -40,5 +40,7 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, StaleArraysError, WeightsError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, WeightsError, FileNotFoundError, OutputError) as e:
         sys.exit(f"{STAGE}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{STAGE}: interrupted; no model, metrics or training log was half-written, re-run the stage")

@@ -21,7 +21,7 @@ from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import TrainingError, load_train_val, set_determinism  # noqa: E402
 from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search, search  # noqa: E402
-from cosmic.utils import setup_logging, write_json  # noqa: E402
+from cosmic.utils import OutputError, atomic_path, setup_logging, write_json  # noqa: E402
 
 STAGE = "tune"
 log = logging.getLogger(STAGE)
@@ -52,7 +52,8 @@ def main() -> None:
     except RuntimeError as e:
         raise TrainingError(str(e)) from None
     write_json(paths.BEST_HPARAMS, best)
-    table.to_csv(paths.TUNE_DIR / "trials.csv", index=False)
+    with atomic_path(paths.TUNE_DIR / "trials.csv") as tmp:
+        table.to_csv(tmp, index=False)
     log_trials(table, p.objective, paths.training_log(STAGE))
     plots.plot_trials(table, p.objective, paths.PLOTS_DIR / "tune_trials.png")
     write_json(paths.stage_metrics(STAGE), {f"best_{p.objective}": best["score"], "n_trials": int(len(table)),
@@ -63,5 +64,8 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError, OutputError) as e:
         sys.exit(f"{STAGE}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{STAGE}: interrupted; every search process was stopped and no result was written, "
+                 "re-run the stage")

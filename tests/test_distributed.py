@@ -392,3 +392,22 @@ def _pgid(pid: int) -> int | None:
     except OSError:
         return None
 
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_distributed_search_is_one_line_and_ends_every_process(prepared, tmp_path):
+    """Before: a KeyboardInterrupt traceback (the children did end)."""
+    ws, stage, children = _start_search(prepared, tmp_path)
+    try:
+        os.killpg(stage.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+        _, stderr = stage.communicate(timeout=60)
+    finally:
+        if stage.poll() is None:
+            os.killpg(stage.pid, signal.SIGKILL)
+            stage.wait()
+    assert stage.returncode == 1, stderr[-4000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-4000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("tune: ")]
+    assert lines == ["tune: interrupted; every search process was stopped and no result was written, "
+                     "re-run the stage"]
+    assert _wait_gone(children.values(), 10) == []
+    assert [rel for rel in TUNE_OUTPUTS if (ws / rel).exists()] == []

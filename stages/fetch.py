@@ -4,7 +4,7 @@ import logging
 import shutil
 import sys
 
-from cosmic import params, paths
+from cosmic import params, paths, workspace
 from cosmic.fetch import FetchError, check_separate, import_kaggle, write_manifest
 from cosmic.params import ParamError
 from cosmic.synthetic import generate
@@ -15,6 +15,7 @@ log = logging.getLogger("fetch")
 
 def main() -> None:
     setup_logging()
+    claim = workspace.claim()  # before anything is read or written
     p = params.fetch(params.load())
     if p.source == "kaggle":
         check_separate(p.kaggle_dir, paths.RAW_DIR)  # before emptying data/raw: it may hold the source
@@ -28,12 +29,13 @@ def main() -> None:
             info = import_kaggle(p.kaggle_dir, paths.RAW_DIR)
         write_manifest(paths.RAW_DIR, info)
     log.info("data/raw ready: %s", info)
+    claim.check()  # DVC records params.yaml once the stage exits: it must be what ran
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, FetchError, OutputError) as e:
+    except (ParamError, FetchError, OutputError, workspace.WorkspaceBusyError) as e:
         sys.exit(f"fetch: {e}")
     except KeyboardInterrupt:
         sys.exit("fetch: interrupted; data/raw is incomplete, re-run the stage")

@@ -14,7 +14,7 @@ from cosmic.determinism import apply_from_params  # noqa: E402
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import distributed, params, paths, plots  # noqa: E402
+from cosmic import distributed, params, paths, plots, workspace  # noqa: E402
 from cosmic.augment import stage_augment  # noqa: E402
 from cosmic.data import make_dataset  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
@@ -29,6 +29,7 @@ log = logging.getLogger(STAGE)
 
 def main() -> None:
     setup_logging()
+    claim = workspace.claim()  # before anything is read or written
     raw = params.load()
     base, p = params.base(raw), params.tune(raw)
     if distributed.supervise_search("stages.tune", p.workers, p.timeout, paths.TUNER_WORKDIR):
@@ -59,12 +60,14 @@ def main() -> None:
     write_json(paths.stage_metrics(STAGE), {f"best_{p.objective}": best["score"], "n_trials": int(len(table)),
                                             "best_hyperparameters": best["hyperparameters"]})
     log.info("best %s=%.4f with %s", p.objective, best["score"], best["hyperparameters"])
+    claim.check()  # DVC records params.yaml once the stage exits: it must be what ran
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError, OutputError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError, OutputError,
+            workspace.WorkspaceBusyError) as e:
         sys.exit(f"{STAGE}: {e}")
     except KeyboardInterrupt:
         sys.exit(f"{STAGE}: interrupted; every search process was stopped and no result was written, "

@@ -36,9 +36,8 @@ class WorkspaceBusyError(RuntimeError):
 
 @dataclass(frozen=True)
 class Claim:
-    """What a stage started with: the `dvc exp run` it belongs to (if any) and its params.yaml."""
+    """The params.yaml a stage started with."""
 
-    run: int | None
     params: str
 
     def check(self) -> None:
@@ -66,7 +65,7 @@ def claim() -> Claim:
     """
     text = _read_params()
     if not CLAIM.parent.is_dir():
-        return Claim(None, text)
+        return Claim(text)
     ancestors = {p.pid for p in psutil.Process().parents()}
     with _locked():
         held = _live(_read(CLAIM))
@@ -76,21 +75,23 @@ def claim() -> Claim:
                 raise WorkspaceBusyError(
                     f"{PARAMS} changed since this experiment's first stage (another `dvc exp run -S` in this "
                     f"workspace?), so this stage stopped before running with another run's params; {_ELSEWHERE}")
-            return Claim(held["pid"], text)
+            return Claim(text)
         if held is not None:
+            put_back = ""
             if text != held["params"]:
                 PARAMS.write_text(held["params"])
+                put_back = f" and put back that run's {PARAMS}"
             raise WorkspaceBusyError(
                 f"this workspace is busy: `dvc exp run` (pid {held['pid']}) is running here, so this one stopped "
-                f"before writing anything and put back that run's {PARAMS}; {_ELSEWHERE}")
+                f"before writing anything{put_back}; {_ELSEWHERE}")
         if recorded is None:
-            return Claim(None, text)
+            return Claim(text)
         if recorded["pid"] not in ancestors:
             raise WorkspaceBusyError(
                 f"this workspace is busy: `dvc exp run` (pid {recorded['pid']}) started here and set {PARAMS} to its "
                 f"values, so this stage stopped before running with them; {_ELSEWHERE}")
         _write(CLAIM, {"pid": recorded["pid"], "started": recorded["started"], "params": text})
-        return Claim(recorded["pid"], text)
+        return Claim(text)
 
 
 def _read_params() -> str:

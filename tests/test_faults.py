@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cosmic import packing, utils
+from cosmic import packing, utils, workspace
 from cosmic.modelio import load_model, preprocessing_record, save_model
 from cosmic.models import build_baseline
 from tests.conftest import REPO, tiny_params
@@ -313,3 +314,63 @@ def test_ctrl_c_in_an_in_process_search_is_one_line(prepared, tmp_path):
                                            "written, re-run the stage")
     for rel in ("models/tune/best_hparams.json", "metrics/tune.json", "plots/training/tune", "plots/tune_trials.png"):
         assert not (root / rel).exists(), rel
+
+
+# --- Two `dvc exp run` in one workspace: the claim each stage takes (the real thing: test_dvc_concurrency.py) ---
+
+
+@pytest.fixture
+def dvc_workspace(tmp_path, monkeypatch):
+    """A folder with .dvc/tmp and a params.yaml, as the working directory; a process that is not our ancestor."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".dvc/tmp/exps/run/workspace").mkdir(parents=True)
+    (tmp_path / "params.yaml").write_text("a: 2\n")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield tmp_path, other.pid
+    other.kill()
+    other.wait()
+
+
+def _record(path: Path, pid: int, **extra) -> None:
+    path.write_text(json.dumps({"pid": pid, **extra}))
+
+
+def test_a_stage_of_another_run_is_refused_and_puts_back_the_running_params(dvc_workspace):
+    root, other = dvc_workspace
+    _record(root / workspace.CLAIM, other, params="a: 1\n")
+    with pytest.raises(workspace.WorkspaceBusyError) as raised:
+        workspace.claim()
+    assert str(raised.value).startswith(f"this workspace is busy: `dvc exp run` (pid {other}) is running here, so "
+                                        "this one stopped before writing anything and put back that run's "
+                                        "params.yaml; run one experiment at a time per workspace: queue the "
+                                        "others with `dvc exp run --queue -S ...`")
+    assert (root / "params.yaml").read_text() == "a: 1\n"
+
+
+def test_a_later_stage_of_the_holding_run_stops_when_params_changed(dvc_workspace):
+    root, _ = dvc_workspace
+    _record(root / workspace.CLAIM, os.getppid(), params="a: 1\n")  # an ancestor: "our" dvc exp run
+    with pytest.raises(workspace.WorkspaceBusyError, match=r"^params.yaml changed since this experiment's first "
+                                                             r"stage .*--queue.*--temp"):
+        workspace.claim()
+    (root / "params.yaml").write_text("a: 1\n")
+    claim = workspace.claim()
+    (root / "params.yaml").write_text("a: 3\n")
+    with pytest.raises(workspace.WorkspaceBusyError, match=r"^params.yaml changed while this stage ran"):
+        claim.check()
+
+
+def test_the_first_stage_claims_for_the_dvc_run_that_started_it_and_not_for_another(dvc_workspace):
+    root, other = dvc_workspace
+    _record(root / workspace.DVC_WORKSPACE_RUN, other)
+    with pytest.raises(workspace.WorkspaceBusyError, match=rf"^this workspace is busy: `dvc exp run` \(pid {other}\) "
+                                                             r"started here"):
+        workspace.claim()
+    assert not (root / workspace.CLAIM).exists()
+    _record(root / workspace.DVC_WORKSPACE_RUN, os.getppid())
+    workspace.claim().check()
+    held = json.loads((root / workspace.CLAIM).read_text())
+    assert held["pid"] == os.getppid() and held["params"] == "a: 2\n"
+    (root / workspace.CLAIM).write_text(json.dumps({**held, "pid": other, "started": 1.0}))  # a reused pid: stale
+    workspace.claim()
+    assert json.loads((root / workspace.CLAIM).read_text())["pid"] == os.getppid()

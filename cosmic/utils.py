@@ -88,21 +88,26 @@ def writing(path: Path | str, needed: int | None = None) -> Iterator[None]:
         fix = ("free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT)
                else f"make {path} and its folder writable")
         raise OutputError(f"cannot write {path}: {_WRITE_FAILURES[e.errno]}" + (f" ({space})" if space else "")
-                          + f"; {fix}, then re-run the stage") from None
+                          + f"; {fix}, then run it again") from None
 
 
 def reserve(path: Path | str, size: int) -> None:
     """Allocate `size` bytes of the file `path` on disk now, so a full disk fails here as an OSError.
 
     A memory-mapped file is sparse until written; a write into it that finds the disk full is
-    a SIGBUS that kills the process without a word. Where the OS cannot reserve, nothing is done.
+    a SIGBUS that kills the process without a word. Where the OS or the file system cannot
+    reserve, nothing is done.
     """
-    if hasattr(os, "posix_fallocate"):
-        fd = os.open(path, os.O_RDWR)
-        try:
-            os.posix_fallocate(fd, 0, size)
-        finally:
-            os.close(fd)
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
 
 
 @contextmanager

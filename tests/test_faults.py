@@ -86,6 +86,11 @@ def test_packing_reserves_the_array_so_a_full_disk_is_an_error_not_sigbus(tmp_pa
     assert packing.pack_split(manifest, out, 212, 16, chunk_size=2, workers=1) == 4
 
 
+def test_a_file_system_that_cannot_reserve_still_packs(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "posix_fallocate", _raise(errno.EOPNOTSUPP))
+    assert packing.pack_split(_manifest(tmp_path, 3), tmp_path / "out", 212, 16, chunk_size=2, workers=1) == 3
+
+
 @pytest.fixture(scope="module")
 def tiny_model():
     keras.utils.set_random_seed(0)

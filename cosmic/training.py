@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -245,14 +247,16 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
     train, val = load_train_val(base)
     log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
              model.count_params())
-    # DVCLive writes every epoch: its folder gets its final name last, so a stage that is killed or
-    # fails leaves no training log of a model it did not save.
-    with atomic_path(root / paths.training_log(stage)) as live_dir:
+    # DVCLive writes every epoch, into a temporary folder outside the work tree (another `dvc exp run`
+    # resets the work tree's git state when it starts); the log gets its final name last, so a stage
+    # that is killed or fails leaves no training log of a model it did not save.
+    with atomic_path(root / paths.training_log(stage)) as live_dir, \
+            tempfile.TemporaryDirectory(prefix=f"cosmic-{stage}-") as scratch:
         with distribution.scope():
             result = fit(model, train, val, phases=phases, batch_size=fit_params.batch_size,
                          patience=fit_params.patience, seed=base.seed,
                          augment=stage_augment(fit_params.augmentation, base.domain),
-                         use_class_weight=fit_params.class_weight, live_dir=live_dir)
+                         use_class_weight=fit_params.class_weight, live_dir=Path(scratch))
             if base.recall_balance:
                 result["recall_balance"] = balance_recall(model, val, fit_params.batch_size)
                 result["val"] = evaluate_val(model, make_dataset(val, fit_params.batch_size))
@@ -267,5 +271,6 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
                    **model_summary(model, model_path), "n_train": int(len(train.labels)),
                    "n_val": int(len(val.labels))}
         write_json(root / paths.stage_metrics(stage), metrics)
+        shutil.copytree(scratch, live_dir)
     log.info("%s: val %s after %d epochs -> %s", stage, result["val"], result["epochs_run"], model_path)
     return metrics

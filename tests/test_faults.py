@@ -254,15 +254,16 @@ def _start(root: Path, name: str) -> subprocess.Popen:
     # started in the background (nohup, `cmd &`) passes SIGINT on as ignored.
     code = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
             f"runpy.run_module('stages.{name}', run_name='__main__')")
-    return subprocess.Popen([sys.executable, "-c", code], cwd=root, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    (root / "tmp").mkdir()
+    return subprocess.Popen([sys.executable, "-c", code], cwd=root, env={**_env(), "TMPDIR": str(root / "tmp")},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
+def _wait_for(root: Path, pattern: str, proc: subprocess.Popen, timeout: float = 300) -> None:
     start = time.monotonic()
-    while not path.exists():
+    while not list(root.glob(pattern)):
         assert proc.poll() is None, proc.stderr.read()[-3000:]
-        assert time.monotonic() - start < timeout, f"{path} never appeared"
+        assert time.monotonic() - start < timeout, f"{pattern} never appeared"
         time.sleep(0.2)
 
 
@@ -274,7 +275,7 @@ def test_an_interrupted_training_leaves_no_training_log_under_its_name(prepared,
     stage = _start(root, "train_baseline")
     try:
         # DVCLive writes an epoch's metrics when the epoch ends: wait for the first.
-        _wait_for(root / "plots/training/train_baseline.partial/plots/metrics/train/loss.tsv", stage)
+        _wait_for(root, "tmp/cosmic-train_baseline-*/plots/metrics/train/loss.tsv", stage)
         os.killpg(stage.pid, sig)  # the whole process group, as a terminal's Ctrl-C does
         _, stderr = stage.communicate(timeout=120)
     finally:
@@ -286,6 +287,7 @@ def test_an_interrupted_training_leaves_no_training_log_under_its_name(prepared,
         assert _error_line(stderr, "train_baseline") == (
             "train_baseline: interrupted; no model, metrics or training log was half-written, re-run the stage")
         assert not (root / "plots/training/train_baseline.partial").exists()
+        assert list((root / "tmp").iterdir()) == []  # nor DVCLive's temporary folder
     else:
         assert stage.returncode == -signal.SIGKILL
     assert not (root / "plots/training/train_baseline").exists()
@@ -306,7 +308,7 @@ def test_ctrl_c_in_an_in_process_search_is_one_line(prepared, tmp_path):
     root = _copy(prepared, tmp_path, **{"tune.workers": 1, "tune.epochs_per_trial": 500})
     stage = _start(root, "tune")
     try:
-        _wait_for(root / "models/tune/search/trial_0", stage)
+        _wait_for(root, "models/tune/search/trial_0", stage)
         time.sleep(2)  # into the trial's first epochs
         os.killpg(stage.pid, signal.SIGINT)
         _, stderr = stage.communicate(timeout=120)

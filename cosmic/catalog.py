@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ import pandas as pd
 
 from cosmic import kaggle_format as kf
 from cosmic.imageops import ImageError, ImageTooLargeError, NotRGBError, open_rgb
-from cosmic.utils import progress
+from cosmic.utils import follow_parent, progress
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ def check_images(paths: list[str], decode: bool, workers: int = 2) -> list[tuple
         return [("", "") if Path(p).is_file() else ("missing_image", f"{p} does not exist") for p in paths]
     if workers <= 1 or len(paths) < 64:
         return [check_image(p) for p in progress(paths, desc="checking images")]
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=follow_parent, initargs=(os.getpid(),)) as pool:
         return list(progress(pool.map(check_image, paths, chunksize=64), desc="checking images", total=len(paths)))
 
 

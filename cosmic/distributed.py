@@ -32,6 +32,7 @@ import keras
 import tensorflow as tf
 
 from cosmic.training import TrainingError
+from cosmic.utils import PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,11 @@ def run_tuner_cluster(command: list[str], workers: int, timeout: float, *, cwd: 
     """Run a KerasTuner search as one chief and `workers` worker processes, all running `command`.
 
     Each child gets the KerasTuner environment: the chief KERASTUNER_TUNER_ID=chief, worker i
-    `tuner<i>`, and `env` on top of this process's environment. The chief listens on `host`:`port`
-    (default 127.0.0.1 and a free port; workers on other machines connect to it with the same
-    variables and their own tuner ids).
+    `tuner<i>`, and `env` on top of this process's environment, and this process's pid as
+    COSMIC_PARENT_PID: a child that calls `cosmic.utils.follow_parent` ends when this process does,
+    even by SIGKILL, so none finishes the search and writes outputs after the stage failed. The
+    chief listens on `host`:`port` (default 127.0.0.1 and a free port; workers on other machines
+    connect to it with the same variables and their own tuner ids).
 
     Returns when the chief has exited with 0 (it writes the results); local workers still waiting
     after WORKER_GRACE_S are stopped (they never got a trial).
@@ -103,7 +106,8 @@ def run_tuner_cluster(command: list[str], workers: int, timeout: float, *, cwd: 
     """
     host = host or "127.0.0.1"
     port = port or free_port(host)
-    base_env = {**os.environ, **(env or {}), ORACLE_IP_ENV: host, ORACLE_PORT_ENV: str(port)}
+    base_env = {**os.environ, **(env or {}), ORACLE_IP_ENV: host, ORACLE_PORT_ENV: str(port),
+                PARENT_PID_ENV: str(os.getpid())}
     ids = [CHIEF] + [f"tuner{i}" for i in range(workers)]
     log.info("distributed search: chief on %s:%d and %d workers (%s)", host, port, workers, ", ".join(ids[1:]))
     procs: dict[str, subprocess.Popen] = {}

@@ -17,7 +17,7 @@ from cosmic.modelio import load_model
 from cosmic.packing import Arrays
 from cosmic.params import Evaluate
 from cosmic.tta import predict_proba
-from cosmic.utils import read_json, write_json
+from cosmic.utils import read_json, write_json, writing
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,8 @@ def write_plots(evals: list[ModelEval], test: Arrays, class_names: tuple[str, st
     for ev in evals:
         out = out_dir / ev.name
         out.mkdir(parents=True, exist_ok=True)
-        (out / "confusion.json").write_text(json.dumps(confusion_rows(test.labels, ev.p, class_names)) + "\n")
+        with writing(out / "confusion.json"):
+            (out / "confusion.json").write_text(json.dumps(confusion_rows(test.labels, ev.p, class_names)) + "\n")
         rocs[ev.name] = M.roc_points(test.labels, ev.p)
         write_json(out / "roc.json", {"roc": rocs[ev.name]})
         write_json(out / "precision_recall.json", {"precision_recall": M.pr_points(test.labels, ev.p)})

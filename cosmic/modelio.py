@@ -7,12 +7,18 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from cosmic.imageops import Crop
+from cosmic.utils import writing
+
+if TYPE_CHECKING:  # Keras is imported where a model is loaded, so cosmic.predict can name MODEL_FIX cheaply
+    import keras
 
 PREPROCESSING_ENTRY = "cosmic_preprocessing.json"
+# What to tell a user whose model file is missing or damaged.
+MODEL_FIX = ("run `make repro` to train the models, or `dvc pull` to fetch them from the project's DVC remote "
+             "(`make verify` finds a damaged file and prints the command that repairs it)")
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -30,10 +36,14 @@ def save_model(model: keras.Model, path: Path | str, preprocessing: dict) -> Non
     Keras stamps the save date into metadata.json and the zip entries; both are fixed here
     so a re-run that produces the same weights produces the same file (and dvc.lock hash).
     The extra JSON entry is ignored by `keras.models.load_model`.
+
+    Raises:
+        OutputError: naming `path` and about the space the weights take when the disk is full or
+            the folder read-only; no file is left beside it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+    with writing(path, sum(w.nbytes for w in model.get_weights())), \
+            tempfile.TemporaryDirectory(dir=_made(path.parent)) as tmp:
         raw = Path(tmp) / "raw.keras"
         model.save(raw)
         out = Path(tmp) / "out.keras"
@@ -50,6 +60,11 @@ def save_model(model: keras.Model, path: Path | str, preprocessing: dict) -> Non
             dst.writestr(zipfile.ZipInfo(PREPROCESSING_ENTRY, _FIXED_DATE),
                          json.dumps(preprocessing, sort_keys=True, indent=2).encode(), zipfile.ZIP_DEFLATED)
         os.replace(out, path)
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _renumber_shared_objects(config):
@@ -86,9 +101,24 @@ def read_preprocessing(path: Path | str) -> dict:
 
 
 def load_model(path: Path | str) -> tuple[keras.Model, dict]:
-    """Load a saved model (no custom objects needed) and its preprocessing record."""
+    """Load a saved model (no custom objects needed) and its preprocessing record.
+
+    Raises:
+        FileNotFoundError: naming the missing file and MODEL_FIX.
+        ValueError: naming the file and MODEL_FIX when it is not a Cosmic Classifier model or Keras
+            cannot load it (a damaged archive: a bad CRC, a truncated weights file...).
+    """
+    import keras
+
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
-    pre = read_preprocessing(path)
-    return keras.models.load_model(path, compile=False), pre
+        raise FileNotFoundError(f"{path}: model file not found; {MODEL_FIX}")
+    try:
+        pre = read_preprocessing(path)
+    except ValueError as e:
+        raise ValueError(f"{e}; {MODEL_FIX}") from None
+    try:
+        return keras.models.load_model(path, compile=False), pre
+    except Exception as e:  # noqa: BLE001  Keras raises many types for a damaged archive
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: cannot load the Keras model ({first_line}); {MODEL_FIX}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cosmic.imageops import Crop, cut_resize, open_rgb
-from cosmic.utils import atomic_path, progress
+from cosmic.utils import atomic_path, follow_parent, progress, reserve
 
 IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
 META = "meta.json"
@@ -42,20 +43,27 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop: Crop, image_size: in
     """Decode, crop and resize a split's images into out_dir/{images,labels,ids}.npy.
 
     Images are written chunk by chunk into a memory-mapped file, so memory stays bounded
-    by `chunk_size` images whatever the split size. Files are written under a temporary
-    name and renamed at the end, so an interrupted run leaves no complete-looking array.
+    by `chunk_size` images whatever the split size; its space is reserved first. Files are
+    written under a temporary name and renamed at the end, so an interrupted run leaves no
+    complete-looking array.
 
     Returns:
         (images written, images an adaptive crop found no central source in and cut with the fixed crop).
+
+    Raises:
+        OutputError: naming the array and the space it needs when the disk is full or read-only.
     """
     out_dir = Path(out_dir)
     n = len(manifest)
     load = partial(_load, crop=crop, size=image_size)
     fallbacks = 0
     paths = manifest["image_path"].tolist()
-    with atomic_path(out_dir / IMAGES) as tmp:
-        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, image_size, image_size, 3))
-        pool = ProcessPoolExecutor(workers) if workers > 1 and n > chunk_size else None
+    shape = (n, image_size, image_size, 3)
+    with atomic_path(out_dir / IMAGES, int(np.prod(shape))) as tmp:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        reserve(tmp, images.offset + images.nbytes)
+        pool = (ProcessPoolExecutor(workers, initializer=follow_parent, initargs=(os.getpid(),))
+                if workers > 1 and n > chunk_size else None)
         try:
             for start in progress(range(0, n, chunk_size), desc=f"packing {out_dir.name}", unit="chunk"):
                 batch = paths[start:start + chunk_size]
@@ -73,7 +81,8 @@ def pack_split(manifest: pd.DataFrame, out_dir: Path, crop: Crop, image_size: in
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, tmp.open("wb") as f:  # a file object: np.save would append .npy to a name
+    # A file object: np.save would append .npy to a name.
+    with atomic_path(path, array.nbytes) as tmp, tmp.open("wb") as f:
         np.save(f, array)
 
 

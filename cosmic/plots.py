@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 
 from cosmic.metrics import THRESHOLD  # noqa: E402
 from cosmic.paths import MODEL_STAGES  # noqa: E402
+from cosmic.utils import writing  # noqa: E402
 
 # Fixed metadata keeps PNG bytes identical across re-runs.
 _PNG_META = {"Software": None}
@@ -23,12 +24,19 @@ MODEL_COLOURS = dict(zip(MODEL_STAGES, ("#4c78a8", "#f58518", "#54a24b")))
 
 
 def save_figure(fig: plt.Figure, path: Path) -> None:
-    """Lay out, write (with fixed metadata) and close a figure, creating its folder."""
+    """Lay out, write (with fixed metadata) and close a figure, creating its folder.
+
+    Raises:
+        OutputError: naming `path` when the disk is full or the folder read-only.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata=_PNG_META)
-    plt.close(fig)
+    try:
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.tight_layout()
+            fig.savefig(path, dpi=100, metadata=_PNG_META)
+    finally:
+        plt.close(fig)
 
 
 def plot_trials(table: pd.DataFrame, objective: str, path: Path) -> None:

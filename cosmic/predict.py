@@ -24,9 +24,10 @@ import numpy as np
 
 from cosmic.cli import native_stderr_silenced, program_name
 from cosmic.imageops import Crop, ImageError, cut_resize, open_converted
+from cosmic.modelio import MODEL_FIX, load_model
 from cosmic.params import CROPS
 from cosmic.tta import predict_proba
-from cosmic.utils import atomic_path
+from cosmic.utils import OutputError, atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 OUTPUT_FORMATS = (".csv", ".json")
@@ -38,9 +39,6 @@ _GALAXY_ID = re.compile(r"0|[1-9][0-9]*")
 
 # p(spiral) above which a galaxy is called spiral (cosmic.metrics.THRESHOLD, not imported: it loads SciPy).
 THRESHOLD = 0.5
-# What to tell a user whose model file is missing or damaged.
-MODEL_FIX = ("run `make repro` to train the models, or `dvc pull` to fetch them from the project's DVC remote "
-             "(`make verify` finds a damaged file and prints the command that repairs it)")
 
 
 class ModelFileError(ValueError):
@@ -140,17 +138,11 @@ def load_classifier(model_path: Path | str):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_stderr_silenced():
         import tensorflow  # noqa: F401  (loaded here, with its banners silenced)
-    from cosmic.modelio import load_model
 
-    if not Path(model_path).is_file():
-        raise ModelFileError(f"{model_path}: model file not found; {MODEL_FIX}")
     try:
         model, record = load_model(model_path)
     except (FileNotFoundError, ValueError) as e:
         raise ModelFileError(str(e)) from None
-    except Exception as e:  # noqa: BLE001  Keras raises many types for a damaged archive
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelFileError(f"{model_path}: cannot load the Keras model ({first_line}); {MODEL_FIX}") from None
     crop, size, names = check_record(record, model_path)
     in_shape, out_shape = tuple(model.input_shape), tuple(model.output_shape)
     if in_shape[1:] != (size, size, 3) or out_shape[1:] != (1,):
@@ -368,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             write_atomic(args.output, format_rows(rows, args.output.suffix.lower()))
+        except OutputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         except OSError as e:
             print(f"error: cannot write {args.output}: {e}", file=sys.stderr)
             return 2

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cosmic import paths
-from cosmic.utils import read_json
+from cosmic.utils import atomic_path, read_json
 
 # Markdown's delimiter row per column alignment: "l" is left (Markdown's default), "r" right.
 _RULES = {"l": "---", "r": "---:"}
@@ -153,5 +153,6 @@ def write(path: Path, evals: list, tests: dict, class_names: tuple[str, str]) ->
     if source == "synthetic":
         notes.append("The data are SYNTHETIC Galaxy Zoo-like cutouts (fetch.source: synthetic), not SDSS images.")
     results = {e.name: {"test": e.metrics, **e.facts} for e in evals}
-    Path(path).write_text(render(results, tests, data_counts, read_json(paths.stage_metrics("split")), class_names,
-                                 source, notes))
+    text = render(results, tests, data_counts, read_json(paths.stage_metrics("split")), class_names, source, notes)
+    with atomic_path(path, len(text.encode())) as tmp:
+        tmp.write_text(text)

@@ -27,7 +27,7 @@ from scipy import fft as sfft
 from scipy.special import gamma, gammaincinv
 
 from cosmic import kaggle_format as kf
-from cosmic.utils import progress
+from cosmic.utils import follow_parent, progress
 
 ID_MIN, ID_MAX = 100008, 999967
 MAX_IMAGES = ID_MAX - ID_MIN + 1
@@ -940,7 +940,8 @@ def generate(out_dir: Path, n_images: int, seed: int, workers: int | None = None
     if workers == 1 or len(chunks) == 1:
         parts = [_render_chunk(seed, c, ids[c.start:c.stop], str(image_dir)) for c in chunks]
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), initializer=follow_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_render_chunk, seed, c, ids[c.start:c.stop], str(image_dir)) for c in chunks]
             parts = [future.result() for future in progress(futures, desc="synthetic galaxies", unit="chunk")]
     frame = _frame(ids, np.concatenate(parts))

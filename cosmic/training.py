@@ -5,6 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -25,7 +30,7 @@ from cosmic.modelio import preprocessing_record, save_model
 from cosmic.models import OUTPUT_LAYER, unfreeze_top
 from cosmic.packing import Arrays, load_splits
 from cosmic.params import Base, Fit
-from cosmic.utils import write_json
+from cosmic.utils import atomic_path, write_json
 
 if TYPE_CHECKING:  # distributed imports this module (TrainingError)
     from cosmic.distributed import Distribution
@@ -49,6 +54,39 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         if not cpu_settings_applied():
             log.warning("base.deterministic: the CPU settings %s are not in effect, so results may differ "
                         "between CPUs (see cosmic/determinism.py)", DETERMINISTIC_ENV)
+
+
+@contextmanager
+def ctrl_c_between_batches() -> Iterator[keras.callbacks.Callback]:
+    """Defer Ctrl-C to the end of the running batch, where the callback yielded raises KeyboardInterrupt.
+
+    A KeyboardInterrupt raised inside TensorFlow's C++ code can surface as a SystemError or a
+    TypeError, which KerasTuner records as a failed trial before searching on. A second Ctrl-C
+    interrupts at once; where SIGINT is ignored (the tuner's chief and workers) nothing changes.
+    """
+    pending: list[bool] = []
+
+    def check(*_, **__):
+        if pending:
+            raise KeyboardInterrupt
+
+    def on_sigint(signum, frame):
+        if pending:
+            raise KeyboardInterrupt
+        pending.append(True)
+
+    # The closures survive KerasTuner's deep copy of the callbacks; an attribute would be copied.
+    callback = keras.callbacks.LambdaCallback(on_train_batch_end=check, on_test_batch_end=check,
+                                              on_predict_batch_end=check)
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield callback
+        return
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield callback
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    check()
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
@@ -113,42 +151,44 @@ def fit(model: keras.Model, train: Arrays, val: Arrays, *, phases: list[Phase], 
     weights = class_weights(train.labels) if use_class_weight else None
     live = Live(str(live_dir), save_dvc_exp=False, dvcyaml=False) if live_dir else None
     epochs_done, phase_log = 0, {}
-    try:
-        for phase in phases:
-            if phase.epochs <= 0:
-                continue
-            if phase.before is not None:
-                phase.before()
-            compile_model(model, phase.learning_rate)
-            stopping = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
-            callbacks = [
-                stopping,
-                keras.callbacks.TerminateOnNaN(),
-                *(extra_callbacks or []),
-            ]
+    with ctrl_c_between_batches() as on_ctrl_c:
+        try:
+            for phase in phases:
+                if phase.epochs <= 0:
+                    continue
+                if phase.before is not None:
+                    phase.before()
+                compile_model(model, phase.learning_rate)
+                stopping = keras.callbacks.EarlyStopping("val_loss", patience=patience, restore_best_weights=True)
+                callbacks = [
+                    stopping,
+                    keras.callbacks.TerminateOnNaN(),
+                    on_ctrl_c,
+                    *(extra_callbacks or []),
+                ]
+                if live is not None:
+                    callbacks.append(DVCLiveCallback(live=live))
+                history = model.fit(train_ds, validation_data=val_ds, epochs=epochs_done + phase.epochs,
+                                    initial_epoch=epochs_done, class_weight=weights, callbacks=callbacks,
+                                    shuffle=False, verbose=2)
+                losses = history.history.get("loss", [])
+                if any(not np.isfinite(v) for v in losses):
+                    raise TrainingError(f"phase '{phase.name}': loss became {losses[-1]} at epoch "
+                                        f"{epochs_done + len(losses)}; lower the learning rate "
+                                        f"(now {phase.learning_rate})")
+                epochs_done += len(losses)
+                # Early stopping restores the phase's best val-loss epoch (numbered across phases).
+                phase_log[phase.name] = {"epochs_run": len(losses), "learning_rate": phase.learning_rate,
+                                         "kept_epoch": stopping.best_epoch + 1}
+            result = {"val": evaluate_val(model, val_ds),
+                      "epochs_run": epochs_done,
+                      "kept_epoch": next(reversed(phase_log.values()))["kept_epoch"] if phase_log else 0,
+                      "phases": phase_log}
             if live is not None:
-                callbacks.append(DVCLiveCallback(live=live))
-            history = model.fit(train_ds, validation_data=val_ds, epochs=epochs_done + phase.epochs,
-                                initial_epoch=epochs_done, class_weight=weights, callbacks=callbacks, shuffle=False,
-                                verbose=2)
-            losses = history.history.get("loss", [])
-            if any(not np.isfinite(v) for v in losses):
-                raise TrainingError(f"phase '{phase.name}': loss became {losses[-1]} at epoch "
-                                    f"{epochs_done + len(losses)}; lower the learning rate "
-                                    f"(now {phase.learning_rate})")
-            epochs_done += len(losses)
-            # Early stopping restores the phase's best val-loss epoch (numbered across phases).
-            phase_log[phase.name] = {"epochs_run": len(losses), "learning_rate": phase.learning_rate,
-                                     "kept_epoch": stopping.best_epoch + 1}
-        result = {"val": evaluate_val(model, val_ds),
-                  "epochs_run": epochs_done,
-                  "kept_epoch": next(reversed(phase_log.values()))["kept_epoch"] if phase_log else 0,
-                  "phases": phase_log}
-        if live is not None:
-            live.summary["best"] = result["val"]
-    finally:
-        if live is not None:
-            live.end()
+                live.summary["best"] = result["val"]
+        finally:
+            if live is not None:
+                live.end()
     return result
 
 
@@ -195,8 +235,8 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
     """Everything a training stage does after building its model: fit, save, write metrics.
 
     Writes models/<stage>.keras (with its preprocessing record and, under "training", how it
-    was trained: phases, learning rates and the stage's `record`), the per-epoch DVCLive logs
-    under plots/training/<stage>/, and metrics/<stage>.json (numbers only, for DVC).
+    was trained: phases, learning rates and the stage's `record`), metrics/<stage>.json (numbers
+    only, for DVC) and, once both are written, the per-epoch DVCLive logs under plots/training/<stage>/.
 
     Compiling and fitting happen in the scope of `distribution` (the stage built the model in it
     too), `batch_size` is the global batch split over its replicas, and only its chief writes here
@@ -208,24 +248,31 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
     train, val = load_train_val(base)
     log.info("%s: %d train / %d val images, %d parameters", stage, len(train.labels), len(val.labels),
              model.count_params())
-    with distribution.scope():
-        result = fit(model, train, val, phases=phases, batch_size=fit_params.batch_size,
-                     patience=fit_params.patience, seed=base.seed,
-                     augment=stage_augment(fit_params.augmentation, base.domain),
-                     use_class_weight=fit_params.class_weight, live_dir=root / paths.training_log(stage))
-        if base.recall_balance:
-            result["recall_balance"] = balance_recall(model, val, fit_params.batch_size)
-            result["val"] = evaluate_val(model, make_dataset(val, fit_params.batch_size))
-    model_path = root / paths.model_file(stage)
-    training = {"stage": stage, "phases": result["phases"], "recall_balance": result.get("recall_balance"),
-                **(record or {})}
-    save_model(model, model_path,
-               {**preprocessing_record(crop_of(base.crop, base.crop_size, base.crop_factor), base.image_size, base.class_names), "training": training})
-    metrics = {"val": result["val"], "epochs_run": result["epochs_run"], "kept_epoch": result["kept_epoch"],
-               "epochs_run_by_phase": {name: ph["epochs_run"] for name, ph in result["phases"].items()},
-               **({"recall_balance": result["recall_balance"]} if "recall_balance" in result else {}),
-               **model_summary(model, model_path), "n_train": int(len(train.labels)),
-               "n_val": int(len(val.labels))}
-    write_json(root / paths.stage_metrics(stage), metrics)
+    # DVCLive writes every epoch, into a temporary folder outside the work tree (another `dvc exp run`
+    # resets the work tree's git state when it starts); the log gets its final name last, so a stage
+    # that is killed or fails leaves no training log of a model it did not save.
+    with atomic_path(root / paths.training_log(stage)) as live_dir, \
+            tempfile.TemporaryDirectory(prefix=f"cosmic-{stage}-") as scratch:
+        with distribution.scope():
+            result = fit(model, train, val, phases=phases, batch_size=fit_params.batch_size,
+                         patience=fit_params.patience, seed=base.seed,
+                         augment=stage_augment(fit_params.augmentation, base.domain),
+                         use_class_weight=fit_params.class_weight, live_dir=Path(scratch))
+            if base.recall_balance:
+                result["recall_balance"] = balance_recall(model, val, fit_params.batch_size)
+                result["val"] = evaluate_val(model, make_dataset(val, fit_params.batch_size))
+        model_path = root / paths.model_file(stage)
+        training = {"stage": stage, "phases": result["phases"], "recall_balance": result.get("recall_balance"),
+                    **(record or {})}
+        save_model(model, model_path,
+                   {**preprocessing_record(crop_of(base.crop, base.crop_size, base.crop_factor), base.image_size,
+                                             base.class_names), "training": training})
+        metrics = {"val": result["val"], "epochs_run": result["epochs_run"], "kept_epoch": result["kept_epoch"],
+                   "epochs_run_by_phase": {name: ph["epochs_run"] for name, ph in result["phases"].items()},
+                   **({"recall_balance": result["recall_balance"]} if "recall_balance" in result else {}),
+                   **model_summary(model, model_path), "n_train": int(len(train.labels)),
+                   "n_val": int(len(val.labels))}
+        write_json(root / paths.stage_metrics(stage), metrics)
+        shutil.copytree(scratch, live_dir)
     log.info("%s: val %s after %d epochs -> %s", stage, result["val"], result["epochs_run"], model_path)
     return metrics

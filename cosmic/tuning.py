@@ -15,7 +15,8 @@ from dvclive import Live
 from cosmic.distributed import CHIEF, tuner_role
 from cosmic.models import build_baseline
 from cosmic.params import SearchSpace
-from cosmic.training import compile_model
+from cosmic.training import compile_model, ctrl_c_between_batches
+from cosmic.utils import atomic_path, writing
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def make_oracle_file_reproducible(directory: Path) -> None:
     display = state.get("display", {})
     display.pop("search_start", None)
     display.pop("trial_start", None)
-    path.write_text(json.dumps(state, sort_keys=True))
+    with writing(path):
+        path.write_text(json.dumps(state, sort_keys=True))
 
 
 def run_search(tuner: kt.Tuner, hypermodel: HyperModel, train_ds, val_ds, epochs: int, objective: str,
@@ -113,9 +115,14 @@ def run_search(tuner: kt.Tuner, hypermodel: HyperModel, train_ds, val_ds, epochs
 
 
 def search(tuner: kt.Tuner, train_ds, val_ds, epochs: int) -> None:
-    """Run the tuner's search (in a distributed search: serve the oracle on the chief, run trials on a worker)."""
-    tuner.search(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, verbose=2,
-                 callbacks=[keras.callbacks.TerminateOnNaN()])
+    """Run the tuner's search (in a distributed search: serve the oracle on the chief, run trials on a worker).
+
+    Raises:
+        KeyboardInterrupt: at the end of the running batch after Ctrl-C (see `ctrl_c_between_batches`).
+    """
+    with ctrl_c_between_batches() as on_ctrl_c:
+        tuner.search(train_ds, validation_data=val_ds, epochs=epochs, shuffle=False, verbose=2,
+                     callbacks=[keras.callbacks.TerminateOnNaN(), on_ctrl_c])
     if tuner_role() == CHIEF:
         # The chief's oracle saves oracle.json before it forgets a trial ended by a worker, and
         # nothing saves it after the last one; in-process searches save it at every trial's end.
@@ -124,7 +131,7 @@ def search(tuner: kt.Tuner, train_ds, val_ds, epochs: int) -> None:
 
 def log_trials(table: pd.DataFrame, objective: str, live_dir: Path) -> None:
     """Log each trial's score as one DVCLive step (KerasTuner cannot deep-copy DVCLive's callback)."""
-    with Live(str(live_dir), save_dvc_exp=False, dvcyaml=False) as live:
+    with atomic_path(live_dir) as tmp, Live(str(tmp), save_dvc_exp=False, dvcyaml=False) as live:
         for score in table["score"]:
             live.log_metric(f"trial/{objective}", float("nan") if score is None else score)
             live.next_step()

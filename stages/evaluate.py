@@ -8,13 +8,13 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import params, paths, report  # noqa: E402
+from cosmic import params, paths, report, workspace  # noqa: E402
 from cosmic.evaluation import (evaluate_saved_models, metrics_record, pairwise_mcnemar,  # noqa: E402
                                summary_record, write_plots)
 from cosmic.imageops import crop_of  # noqa: E402
 from cosmic.packing import load_splits  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
-from cosmic.utils import setup_logging, write_json  # noqa: E402
+from cosmic.utils import OutputError, setup_logging, write_json  # noqa: E402
 
 STAGE = "evaluate"
 log = logging.getLogger(STAGE)
@@ -22,6 +22,7 @@ log = logging.getLogger(STAGE)
 
 def main() -> None:
     setup_logging()
+    claim = workspace.claim()  # before anything is read or written
     raw = params.load()
     base, p = params.base(raw), params.evaluate(raw)
     (test,) = load_splits(paths.PROCESSED_DIR, ("test",), crop=crop_of(base.crop, base.crop_size, base.crop_factor), image_size=base.image_size,
@@ -34,10 +35,13 @@ def main() -> None:
     write_plots(evals, test, base.class_names, p, paths.EVAL_PLOTS_DIR)
     report.write(paths.REPORT, evals, tests, base.class_names)
     log.info("report written to %s", paths.REPORT)
+    claim.check()  # DVC records params.yaml once the stage exits: it must be what ran
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, FileNotFoundError, ValueError) as e:
+    except (ParamError, FileNotFoundError, ValueError, OutputError, workspace.WorkspaceBusyError) as e:
         sys.exit(f"{STAGE}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{STAGE}: interrupted; no output was half-written, re-run the stage")

@@ -2,14 +2,15 @@
 
 import sys
 
-from cosmic import eda, params, paths
+from cosmic import eda, params, paths, workspace
 from cosmic.catalog import CatalogError, build_catalog
 from cosmic.params import ParamError
-from cosmic.utils import atomic_path, read_json, setup_logging, write_json
+from cosmic.utils import OutputError, atomic_path, read_json, setup_logging, write_json
 
 
 def main() -> None:
     setup_logging()
+    claim = workspace.claim()  # before anything is read or written
     raw = params.load()
     base, p = params.base(raw), params.filter_(raw)
     result = build_catalog(paths.RAW_DIR, p.threshold, base.class_names, p.on_invalid, p.check_images)
@@ -30,12 +31,13 @@ def main() -> None:
     if p.n_sample_images:
         eda.plot_samples(result.catalog, base.class_names, p.n_sample_images, base.seed,
                          plot_dir / "samples.png")
+    claim.check()  # DVC records params.yaml once the stage exits: it must be what ran
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, CatalogError, FileNotFoundError) as e:
+    except (ParamError, CatalogError, FileNotFoundError, OutputError, workspace.WorkspaceBusyError) as e:
         sys.exit(f"filter: {e}")
     except KeyboardInterrupt:
         sys.exit("filter: interrupted; no output was half-written, re-run the stage")

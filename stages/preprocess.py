@@ -6,17 +6,18 @@ import sys
 
 import pandas as pd
 
-from cosmic import params, paths
+from cosmic import params, paths, workspace
 from cosmic.imageops import ImageError, crop_of
 from cosmic.packing import pack_split, write_meta
 from cosmic.params import ParamError
-from cosmic.utils import setup_logging
+from cosmic.utils import OutputError, setup_logging
 
 log = logging.getLogger("preprocess")
 
 
 def main() -> None:
     setup_logging()
+    claim = workspace.claim()  # before anything is read or written
     raw = params.load()
     base, p = params.base(raw), params.preprocess(raw)
     shutil.rmtree(paths.PROCESSED_DIR, ignore_errors=True)
@@ -32,6 +33,7 @@ def main() -> None:
                         "for them (counted in %s)", split, fallbacks[split], counts[split], base.crop_size,
                         paths.PROCESSED_DIR / "meta.json")
     write_meta(paths.PROCESSED_DIR, crop, base.image_size, base.class_names, counts, fallbacks)
+    claim.check()  # DVC records params.yaml once the stage exits: it must be what ran
 
 
 def crop_note(base: params.Base) -> str:
@@ -44,7 +46,7 @@ def crop_note(base: params.Base) -> str:
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, ImageError, FileNotFoundError, ValueError) as e:
+    except (ParamError, ImageError, FileNotFoundError, ValueError, OutputError, workspace.WorkspaceBusyError) as e:
         sys.exit(f"preprocess: {e}")
     except KeyboardInterrupt:
         sys.exit("preprocess: interrupted; no output was half-written, re-run the stage")

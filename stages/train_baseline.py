@@ -8,18 +8,19 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import distributed, params  # noqa: E402
+from cosmic import distributed, params, workspace  # noqa: E402
 from cosmic.models import build_baseline  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
-from cosmic.utils import setup_logging  # noqa: E402
+from cosmic.utils import OutputError, setup_logging  # noqa: E402
 
 STAGE = "train_baseline"
 
 
 def main() -> None:
     setup_logging()
+    claim = workspace.claim()  # before anything is read or written
     raw = params.load()
     base, p = params.base(raw), params.train_baseline(raw)
     # Before any TensorFlow op: MultiWorkerMirroredStrategy can only be created then.
@@ -29,10 +30,14 @@ def main() -> None:
         model = build_baseline(base.image_size, **asdict(p.cnn))
     run_stage(STAGE, model, [Phase("train", p.epochs, p.learning_rate)], base=base, fit_params=p.fit,
               distribution=dist)
+    claim.check()  # DVC records params.yaml once the stage exits: it must be what ran
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError, OutputError,
+            workspace.WorkspaceBusyError) as e:
         sys.exit(f"{STAGE}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{STAGE}: interrupted; no model, metrics or training log was half-written, re-run the stage")

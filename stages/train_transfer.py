@@ -7,12 +7,12 @@ from cosmic.determinism import apply_from_params
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import distributed, params  # noqa: E402
+from cosmic import distributed, params, workspace  # noqa: E402
 from cosmic.models import build_transfer  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import TrainingError, run_stage, set_determinism, transfer_schedule  # noqa: E402
-from cosmic.utils import setup_logging  # noqa: E402
+from cosmic.utils import OutputError, setup_logging  # noqa: E402
 from cosmic.weights import WeightsError, resolve_mobilenet_weights  # noqa: E402
 
 STAGE = "train_transfer"
@@ -20,6 +20,7 @@ STAGE = "train_transfer"
 
 def main() -> None:
     setup_logging()
+    claim = workspace.claim()  # before anything is read or written
     raw = params.load()
     base, p = params.base(raw), params.train_transfer(raw)
     # Before any TensorFlow op: MultiWorkerMirroredStrategy can only be created then.
@@ -35,10 +36,14 @@ def main() -> None:
               record={**weights.as_record(), "input_size": p.input_size,
                       "schedule": "head + fine_tune" if weights.pretrained else "scratch"},
               distribution=dist)
+    claim.check()  # DVC records params.yaml once the stage exits: it must be what ran
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, StaleArraysError, WeightsError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, WeightsError, FileNotFoundError, OutputError,
+            workspace.WorkspaceBusyError) as e:
         sys.exit(f"{STAGE}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{STAGE}: interrupted; no model, metrics or training log was half-written, re-run the stage")

@@ -3,19 +3,25 @@
 import logging
 import sys
 
-from cosmic.determinism import apply_from_params
+from cosmic.utils import follow_parent
+
+# A tuner chief or worker ends with the stage that started it, however the stage ends; this runs
+# before TensorFlow's seconds-long import, so none can outlive a stage killed meanwhile.
+follow_parent()
+
+from cosmic.determinism import apply_from_params  # noqa: E402
 
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import distributed, params, paths, plots  # noqa: E402
+from cosmic import distributed, params, paths, plots, workspace  # noqa: E402
 from cosmic.augment import stage_augment  # noqa: E402
 from cosmic.data import make_dataset  # noqa: E402
 from cosmic.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.training import TrainingError, load_train_val, set_determinism  # noqa: E402
 from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search, search  # noqa: E402
-from cosmic.utils import setup_logging, write_json  # noqa: E402
+from cosmic.utils import OutputError, atomic_path, setup_logging, write_json  # noqa: E402
 
 STAGE = "tune"
 log = logging.getLogger(STAGE)
@@ -23,6 +29,7 @@ log = logging.getLogger(STAGE)
 
 def main() -> None:
     setup_logging()
+    claim = workspace.claim()  # before anything is read or written
     raw = params.load()
     base, p = params.base(raw), params.tune(raw)
     if distributed.supervise_search("stages.tune", p.workers, p.timeout, paths.TUNER_WORKDIR):
@@ -46,16 +53,22 @@ def main() -> None:
     except RuntimeError as e:
         raise TrainingError(str(e)) from None
     write_json(paths.BEST_HPARAMS, best)
-    table.to_csv(paths.TUNE_DIR / "trials.csv", index=False)
+    with atomic_path(paths.TUNE_DIR / "trials.csv") as tmp:
+        table.to_csv(tmp, index=False)
     log_trials(table, p.objective, paths.training_log(STAGE))
     plots.plot_trials(table, p.objective, paths.PLOTS_DIR / "tune_trials.png")
     write_json(paths.stage_metrics(STAGE), {f"best_{p.objective}": best["score"], "n_trials": int(len(table)),
                                             "best_hyperparameters": best["hyperparameters"]})
     log.info("best %s=%.4f with %s", p.objective, best["score"], best["hyperparameters"])
+    claim.check()  # DVC records params.yaml once the stage exits: it must be what ran
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError) as e:
+    except (ParamError, TrainingError, StaleArraysError, FileNotFoundError, OutputError,
+            workspace.WorkspaceBusyError) as e:
         sys.exit(f"{STAGE}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{STAGE}: interrupted; every search process was stopped and no result was written, "
+                 "re-run the stage")

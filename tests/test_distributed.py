@@ -68,6 +68,54 @@ def test_idle_workers_are_stopped_after_the_chief_finishes(tmp_path, monkeypatch
     assert time.monotonic() - start < 20
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for a parent that never reaps it has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_gone(pids, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [pid for pid in pids if _alive(pid)]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_a_child_that_follows_its_parent_ends_when_the_parent_is_killed(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    child = (f"import os, time; from cosmic.utils import follow_parent; follow_parent(); "
+             f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
+    parent = (f"import os, subprocess, sys, time; "
+              f"subprocess.Popen([sys.executable, '-c', {child!r}], "
+              f"env={{**os.environ, 'COSMIC_PARENT_PID': str(os.getpid())}}); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", parent], env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        start = time.monotonic()
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() - start < 30 and proc.poll() is None
+            time.sleep(0.05)
+        child_pid = int(pid_file.read_text())
+        assert _alive(child_pid)
+        proc.kill()
+        proc.wait()
+        assert _wait_gone([child_pid], 5) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_child_whose_parent_is_already_gone_ends_at_once():
+    """The race: the parent died between the fork and follow_parent (this test's pid is not the child's parent)."""
+    done = subprocess.run([sys.executable, "-c", "from cosmic.utils import follow_parent; follow_parent(1); "
+                           "print('still running')"], env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "still running" not in done.stdout
+
+
 @pytest.mark.parametrize("value, message", [
     (None, "TF_CONFIG is not set"),
     ("{not json", "TF_CONFIG is not valid JSON"),
@@ -276,3 +324,90 @@ def test_multi_worker_training_on_two_cpu_processes(prepared, tmp_path):
     assert metrics["n_params"] == model.count_params()
     assert (ws / "plots/training/train_baseline/plots/metrics/train/loss.tsv").is_file()
     assert list(tmpdirs[1].iterdir()) == []  # worker 1's outputs went to a temp dir, removed at exit
+
+
+def _search_children(stage_pid: int) -> dict[str, int]:
+    """pid of each tuner process (chief, tuner0...) the stage started."""
+    found = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        pid = _child_with_tuner_id(stage_pid, tuner_id)
+        if pid is not None:
+            found[tuner_id] = pid
+    return found
+
+
+def _start_search(prepared: Path, tmp_path: Path) -> tuple[Path, subprocess.Popen, dict[str, int]]:
+    """A two-worker search, long enough to be mid-trial, with its chief and both workers running trials."""
+    ws = _workspace(prepared, tmp_path, **{"tune.workers": 2, "tune.max_trials": 6, "tune.epochs_per_trial": 200,
+                                           "tune.timeout": 900})
+    # Ctrl-C in a terminal raises KeyboardInterrupt; the child restores that handler because a runner
+    # started in the background (nohup, `cmd &`) passes SIGINT on as ignored.
+    code = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "runpy.run_module('stages.tune', run_name='__main__')")
+    stage = subprocess.Popen([sys.executable, "-c", code], cwd=ws, env=_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    oracle = ws / "models/tune/search/oracle.json"
+    start = time.monotonic()
+    while time.monotonic() - start < 300:
+        time.sleep(1)
+        assert stage.poll() is None, stage.stderr.read()[-4000:]
+        try:
+            running = json.loads(oracle.read_text()).get("ongoing_trials", {})
+        except (OSError, ValueError):
+            continue
+        if {"tuner0", "tuner1"} <= set(running):
+            children = _search_children(stage.pid)
+            assert set(children) == {"chief", "tuner0", "tuner1"}
+            return ws, stage, children
+    stage.kill()
+    raise AssertionError("the workers never both started a trial")
+
+
+TUNE_OUTPUTS = ("models/tune/best_hparams.json", "models/tune/trials.csv", "metrics/tune.json",
+                "plots/tune_trials.png", "plots/training/tune")
+
+
+@pytest.mark.slow
+def test_killing_the_tune_stage_ends_every_search_process_and_nothing_is_written_after(prepared, tmp_path):
+    """Before: chief and workers lived on (parent pid 1), finished the search and wrote every output."""
+    ws, stage, children = _start_search(prepared, tmp_path)
+    try:
+        os.kill(stage.pid, signal.SIGKILL)  # the stage only, as `kill -9 <pid>` does: not its process group
+        stage.wait(timeout=30)
+        assert _wait_gone(children.values(), 10) == [], f"still running: {children}"
+        group = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _alive(int(p.name))
+                 and _pgid(int(p.name)) == stage.pid]
+        assert group == []  # nothing else of the stage's process group either
+        time.sleep(5)  # a surviving chief would write its outputs now
+        assert [rel for rel in TUNE_OUTPUTS if (ws / rel).exists()] == []
+    finally:
+        for pid in children.values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_distributed_search_is_one_line_and_ends_every_process(prepared, tmp_path):
+    """Before: a KeyboardInterrupt traceback (the children did end)."""
+    ws, stage, children = _start_search(prepared, tmp_path)
+    try:
+        os.killpg(stage.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+        _, stderr = stage.communicate(timeout=60)
+    finally:
+        if stage.poll() is None:
+            os.killpg(stage.pid, signal.SIGKILL)
+            stage.wait()
+    assert stage.returncode == 1, stderr[-4000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-4000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("tune: ")]
+    assert lines == ["tune: interrupted; every search process was stopped and no result was written, "
+                     "re-run the stage"]
+    assert _wait_gone(children.values(), 10) == []
+    assert [rel for rel in TUNE_OUTPUTS if (ws / rel).exists()] == []

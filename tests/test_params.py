@@ -48,6 +48,8 @@ def _with(section: str, key: str, value):
         ("base", "threads", 1.5, r"'base.threads' is 1.5; expected an integer"),
         ("fetch", "source", "web", r"'fetch.source' is 'web'; expected one of synthetic, kaggle"),
         ("fetch", "synthetic.n_images", 0, r"'fetch.synthetic.n_images' is 0"),
+        ("fetch", "synthetic.n_images", 5, r"'fetch.synthetic.n_images' is 5; expected at least 40: fewer leave "
+                                           r"too few galaxies of each class after filter to split"),
         ("filter", "threshold", 1.0, r"'filter.threshold' is 1.0"),
         ("filter", "on_invalid", "skip", r"'filter.on_invalid' is 'skip'"),
         ("split", "test", 0.3, r"sum to 1.15; expected 1"),

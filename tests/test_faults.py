@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from cosmic import packing, utils, workspace
+from cosmic.imageops import Crop
 from cosmic.modelio import load_model, preprocessing_record, save_model
 from cosmic.models import build_baseline
 from tests.conftest import REPO, tiny_params
@@ -79,16 +80,17 @@ def test_packing_reserves_the_array_so_a_full_disk_is_an_error_not_sigbus(tmp_pa
     out = tmp_path / "processed" / "train"
     with pytest.raises(utils.OutputError, match=rf"cannot write {out / 'images.npy'}: no space left on device "
                                                 r"\(needs 0\.0 MB, "):
-        packing.pack_split(manifest, out, 212, 16, chunk_size=2, workers=1)
+        packing.pack_split(manifest, out, Crop(0.5), 16, chunk_size=2, workers=1)
     assert len(reserved) == 1 and reserved[0] >= 4 * 16 * 16 * 3  # the whole array, before any image is written
     assert list(out.iterdir()) == []  # no images.npy.partial
     monkeypatch.setattr(os, "posix_fallocate", real)
-    assert packing.pack_split(manifest, out, 212, 16, chunk_size=2, workers=1) == 4
+    assert packing.pack_split(manifest, out, Crop(0.5), 16, chunk_size=2, workers=1) == (4, 0)
 
 
 def test_a_file_system_that_cannot_reserve_still_packs(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "posix_fallocate", _raise(errno.EOPNOTSUPP))
-    assert packing.pack_split(_manifest(tmp_path, 3), tmp_path / "out", 212, 16, chunk_size=2, workers=1) == 3
+    assert packing.pack_split(_manifest(tmp_path, 3), tmp_path / "out", Crop(0.5), 16, chunk_size=2,
+                              workers=1) == (3, 0)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,7 @@ def test_a_model_save_on_a_full_disk_names_the_model_and_its_size(tmp_path, monk
     monkeypatch.setattr(zipfile.ZipFile, "writestr", _raise(errno.ENOSPC))
     path = tmp_path / "models" / "m.keras"
     with pytest.raises(utils.OutputError) as raised:
-        save_model(tiny_model, path, preprocessing_record(212, 16, ("elliptical", "spiral")))
+        save_model(tiny_model, path, preprocessing_record(Crop(0.5), 16, ("elliptical", "spiral")))
     size = sum(w.nbytes for w in tiny_model.get_weights()) / 1e6
     assert str(raised.value).startswith(f"cannot write {path}: no space left on device (needs {size:.1f} MB, ")
     assert list(path.parent.iterdir()) == []  # the temporary folder is gone too
@@ -109,7 +111,7 @@ def test_a_model_save_on_a_full_disk_names_the_model_and_its_size(tmp_path, monk
 
 def test_a_damaged_model_is_one_error_naming_the_file_and_the_repair(tmp_path, tiny_model):
     path = tmp_path / "m.keras"
-    save_model(tiny_model, path, preprocessing_record(212, 16, ("elliptical", "spiral")))
+    save_model(tiny_model, path, preprocessing_record(Crop(0.5), 16, ("elliptical", "spiral")))
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo("model.weights.h5")
     data = bytearray(path.read_bytes())
@@ -220,7 +222,7 @@ def test_evaluate_names_a_damaged_model_and_the_repair(prepared, tmp_path):
     path = root / "models" / "train_baseline.keras"
     keras.utils.set_random_seed(0)
     save_model(build_baseline(32, filters=(4,), dense_units=4), path,
-               preprocessing_record(212, 32, ("elliptical", "spiral")))
+               preprocessing_record(Crop(0.5), 32, ("elliptical", "spiral")))
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo("model.weights.h5")
     data = bytearray(path.read_bytes())

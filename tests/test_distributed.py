@@ -25,22 +25,36 @@ from tests.test_stages import run_stage
 
 
 def _fake_tuner(tmp_path: Path, behaviour: dict[str, str]) -> list[str]:
-    """A command that acts by its KERASTUNER_TUNER_ID: 'exit N', 'sleep S' or 'sleep S exit N'."""
+    """A command that acts by its KERASTUNER_TUNER_ID: 'exit N', 'sleep S' or 'sleep S exit N'.
+
+    Before it exits 0, each process writes tmp_path/<id>.json with the oracle address it was given.
+    """
     script = tmp_path / "fake_tuner.py"
     script.write_text(
-        "import os, sys, time\n"
-        f"todo = {behaviour!r}.get(os.environ['KERASTUNER_TUNER_ID'], 'exit 0').split()\n"
+        "import json, os, sys, time\n"
+        "me = os.environ['KERASTUNER_TUNER_ID']\n"
+        f"todo = {behaviour!r}.get(me, 'exit 0').split()\n"
         "for verb, arg in zip(todo[::2], todo[1::2]):\n"
         "    if verb == 'sleep':\n"
         "        time.sleep(float(arg))\n"
         "    else:\n"
+        "        if arg == '0':\n"
+        f"            oracle = [os.environ[k] for k in ({distributed.ORACLE_IP_ENV!r}, {distributed.ORACLE_PORT_ENV!r})]\n"
+        f"            open(os.path.join({str(tmp_path)!r}, me + '.json'), 'w').write(json.dumps(oracle))\n"
         "        sys.exit(int(arg))\n")
     return [sys.executable, str(script)]
 
 
 def test_cluster_finishes_when_chief_and_workers_do(tmp_path):
     cmd = _fake_tuner(tmp_path, {"chief": "sleep 0.5 exit 0", "tuner0": "exit 0", "tuner1": "sleep 0.2 exit 0"})
+    start = time.monotonic()
     distributed.run_tuner_cluster(cmd, 2, timeout=60)
+    assert 0.5 <= time.monotonic() - start < 30  # it waited for the chief, not for the timeout
+    done = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert set(done) == {"chief", "tuner0", "tuner1"}
+    # One oracle address for all three, a port the chief can listen on.
+    (host, port), = {tuple(v) for v in done.values()}
+    assert host and 0 < int(port) < 65536
 
 
 def test_cluster_names_the_dead_worker_and_its_exit_code(tmp_path):

@@ -202,7 +202,7 @@ def test_params_reject_unknown_strategy_and_zero_workers():
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory) -> Path:
-    """data/processed of the tiny configuration, made once by the real data stages."""
+    """data/raw, data/split and data/processed of the tiny configuration, made once by the real data stages."""
     root = tmp_path_factory.mktemp("prepared")
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     old = Path.cwd()

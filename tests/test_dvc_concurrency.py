@@ -8,15 +8,14 @@ the two experiments ~15 s.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_params
-from tests.test_dvc_workflows import DVC, Project, _copy_project
+from tests.conftest import tiny_params
+from tests.test_dvc_workflows import DVC, Project, tiny_repo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,18 +28,7 @@ def project(tmp_path) -> Project:
         pytest.skip(f"no dvc executable next to {DVC.parent}")
     root = tmp_path / "repo"
     root.mkdir()
-    _copy_project(root)
-    proj = Project(root)
-    proj.write_params(tiny_params())
-    proj.git("init", "-q", "-b", "main")
-    proj.git("config", "user.name", "e2e test")
-    proj.git("config", "user.email", "e2e@example.invalid")
-    proj.git("config", "commit.gpgsign", "false")
-    proj.dvc("init", "-q")
-    shutil.copy2(REPO / ".dvc" / "config", root / ".dvc" / "config")
-    shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")
-    shutil.copy2(REPO / ".dvcignore", root / ".dvcignore")
-    proj.commit("tiny project")
+    proj = tiny_repo(root)
     proj.dvc("repro", "train_baseline", timeout=900)
     proj.commit("dvc repro train_baseline")
     return proj

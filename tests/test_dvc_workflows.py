@@ -241,17 +241,11 @@ def _copy_project(dst: Path) -> None:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, target)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Project:
-    if not DVC.exists():
-        pytest.skip(f"no dvc executable next to {sys.executable}")
-    root = tmp_path_factory.mktemp("dvc_e2e")
+def tiny_repo(root: Path) -> Project:
+    """The project copied into root as a new git + DVC repository on the tiny configuration, committed."""
     _copy_project(root)
-    missing = sorted(d for d in _source_deps() if not (root / d).exists())
-    assert not missing, f"dvc.yaml deps missing from the copied project: {missing}"
     proj = Project(root)
     proj.write_params(tiny_params())
-
     proj.git("init", "-q", "-b", "main")
     proj.git("config", "user.name", "e2e test")
     proj.git("config", "user.email", "e2e@example.invalid")
@@ -262,6 +256,17 @@ def project(tmp_path_factory) -> Project:
     shutil.copytree(REPO / ".dvc" / "plots", root / ".dvc" / "plots")
     shutil.copy2(REPO / ".dvcignore", root / ".dvcignore")  # dvc init may write its own
     proj.commit("tiny Cosmic Classifier project")
+    return proj
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    if not DVC.exists():
+        pytest.skip(f"no dvc executable next to {sys.executable}")
+    root = tmp_path_factory.mktemp("dvc_e2e")
+    proj = tiny_repo(root)
+    missing = sorted(d for d in _source_deps() if not (root / d).exists())
+    assert not missing, f"dvc.yaml deps missing from the copied project: {missing}"
 
     proj.first_repro = proj.dvc("repro", timeout=T_REPRO, check=False)
     proj.timings["first dvc repro"] = proj.first_repro.seconds

@@ -24,7 +24,7 @@ from cosmic.imageops import Crop
 from cosmic.modelio import load_model, preprocessing_record, save_model
 from cosmic.models import build_baseline
 from tests.conftest import REPO, tiny_params
-from tests.test_stages import run_stage
+from tests.test_distributed import prepared  # noqa: F401  (fixture: the tiny data stages' outputs)
 
 # --- Without a real full disk: the failing call raises as it would -----------------------------------------------
 
@@ -125,21 +125,6 @@ def test_a_damaged_model_is_one_error_naming_the_file_and_the_repair(tmp_path, t
 
 
 # --- Real stages in subprocesses on tiny data ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    """data/raw, data/split and data/processed of the tiny configuration, made by the real data stages."""
-    root = tmp_path_factory.mktemp("faults")
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    old = Path.cwd()
-    os.chdir(root)
-    try:
-        for name in ("fetch", "filter", "split", "preprocess"):
-            run_stage(name)
-    finally:
-        os.chdir(old)
-    return root
 
 
 def _copy(prepared: Path, tmp_path: Path, **changes) -> Path:

@@ -24,7 +24,7 @@ repro: install
 	$(BIN)/dvc repro
 	@sed -n '/^| model/,/^$$/p' metrics/report.md
 	@echo "Report: metrics/report.md   Plots: plots/ (PNG) and 'dvc plots show' (HTML)"
-	@$(BIN)/python -m cosmic.reproduce
+	@$(BIN)/python -m cosmic.commands.reproduce
 
 # Validates params.yaml in seconds; add overrides as they would go to `dvc exp run`:
 #   make check S="train_baseline.epochs=3 base.cpu_isa=avx2"

@@ -33,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 from machine import cpu_description  # noqa: E402
 import othercpu  # noqa: E402
-from cosmic.determinism import CPU_ENV_KEYS, deterministic_env  # noqa: E402
+from cosmic.learning.determinism import CPU_ENV_KEYS, deterministic_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = ("baseline", "transfer", "optimized")
@@ -43,7 +43,7 @@ ARCHS = ("baseline", "transfer", "optimized")
 # elsewhere) and for the sgemm inside its Eigen matrix products and convolutions.
 ONEDNN_OFF = {"TF_ENABLE_ONEDNN_OPTS": "0", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0"}
 ONEDNN_OPS = {"TF_ENABLE_ONEDNN_OPTS": "1"}
-# The setting of cosmic/determinism.py before it used oneDNN's ops: Eigen's kernels, whose block sizes
+# The setting of cosmic/learning/determinism.py before it used oneDNN's ops: Eigen's kernels, whose block sizes
 # follow the CPU's caches.
 EIGEN_DETERMINISTIC = {**ONEDNN_OFF, "ONEDNN_MAX_CPU_ISA": "AVX", "TF_NUM_INTRAOP_THREADS": "2"}
 
@@ -87,7 +87,7 @@ def _tuned_args() -> dict:
 def build(arch: str, image_size: int):
     """The model a training stage trains, as in params.yaml (transfer: from scratch, as when offline)."""
     from cosmic import params
-    from cosmic.models import build_baseline, build_transfer
+    from cosmic.learning.models import build_baseline, build_transfer
 
     raw = params.load(REPO / "params.yaml")
     if arch == "baseline":
@@ -240,7 +240,7 @@ def timed_fit(arch: str, op_determinism: bool, n: int, epochs: int, out: Path) -
     import keras
     import tensorflow as tf
 
-    from cosmic.training import compile_model
+    from cosmic.learning.training import compile_model
 
     keras.utils.set_random_seed(0)
     if op_determinism:

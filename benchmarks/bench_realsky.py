@@ -3,7 +3,7 @@
 Usage: python benchmarks/bench_realsky.py [--real ../shared/realsky-dev] [--models models/] [--tta 1 8]
                                           [--trained-on "synthetic data"] [--output FILE.md|FILE.json]
 
-Scores each models/*.keras with `cosmic.score.score_folder` on a one-folder-per-class set of real
+Scores each models/*.keras with `cosmic.commands.score.score_folder` on a one-folder-per-class set of real
 galaxies (REAL/elliptical/*.jpg, REAL/spiral/*.jpg), in one process so TensorFlow loads once.
 Frames of any size work: each model crops them as its file records (fixed fraction or adaptive to the galaxy).
 """
@@ -21,9 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 from machine import cpu_description  # noqa: E402
 from cosmic import paths  # noqa: E402
-from cosmic.predict import ModelFileError, positive_int, write_atomic  # noqa: E402
-from cosmic.report import decimal, markdown_table, percent  # noqa: E402
-from cosmic.score import LayoutError, expected_layout, score_folder  # noqa: E402
+from cosmic.commands.predict import ModelFileError, positive_int, write_atomic  # noqa: E402
+from cosmic.evaluation.report import decimal, markdown_table, percent  # noqa: E402
+from cosmic.commands.score import LayoutError, expected_layout, score_folder  # noqa: E402
 from cosmic.utils import write_json  # noqa: E402
 
 COLUMNS = ("model", "n", "accuracy % (95% CI)", "balanced acc %", "ROC AUC", "spiral recall %",

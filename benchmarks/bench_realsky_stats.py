@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_realsky_stats.py [--real ../shared/realsky-dev] [
 
 Real galaxies come from a one-folder-per-class set (REAL/elliptical, REAL/spiral); synthetic ones from
 the filter stage's catalog of the default data (labels at the pipeline's agreement cut). Prints the
-median (10th-90th percentile) of each statistic of `cosmic.imagestats` per class and data set, and
+median (10th-90th percentile) of each statistic of `cosmic.data.imagestats` per class and data set, and
 draws rows of real and synthetic galaxies of each class as the models see them (centre crop).
 """
 
@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cosmic import imagestats, paths
-from cosmic.imageops import Crop, load_crop_resize
-from cosmic.report import markdown_table
-from cosmic.score import LayoutError, class_files
+from cosmic import paths
+
+from cosmic.data import imagestats
+from cosmic.data.imageops import Crop, load_crop_resize
+from cosmic.evaluation.report import markdown_table
+from cosmic.commands.score import LayoutError, class_files
 
 CLASS_NAMES = ("elliptical", "spiral")
 CROP_FRACTION = 0.5  # the pipeline's default 212-px crop of the 424-px frame

@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_rendering.py --real DIR [--models models/] [--per
 
 DIR holds real galaxies one folder per class (DIR/elliptical, DIR/spiral). Every image is re-rendered
 once per perturbation into a temporary folder, and each model is scored there with
-`cosmic.score.score_folder`, exactly as `cosmic-score` would:
+`cosmic.commands.score.score_folder`, exactly as `cosmic-score` would:
 
 - `scaleS`: the galaxy S times its size in the frame (S < 1 zooms out, as a survey with larger pixels
   or a wider cutout would show it), frame size kept: the shrunk frame gets back the sky noise that
@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 from bench_realsky import model_files  # noqa: E402
 from machine import cpu_description  # noqa: E402
 from cosmic import paths  # noqa: E402
-from cosmic.imageops import open_rgb  # noqa: E402
-from cosmic.predict import IMAGE_EXTENSIONS, positive_int, write_atomic  # noqa: E402
-from cosmic.report import decimal, markdown_table, percent  # noqa: E402
-from cosmic.score import score_folder  # noqa: E402
+from cosmic.data.imageops import open_rgb  # noqa: E402
+from cosmic.commands.predict import IMAGE_EXTENSIONS, positive_int, write_atomic  # noqa: E402
+from cosmic.evaluation.report import decimal, markdown_table, percent  # noqa: E402
+from cosmic.commands.score import score_folder  # noqa: E402
 
 DEFAULT_PERTURBATIONS = ("none", "scale0.8", "scale0.6", "scale0.5", "noise1.5", "gamma0.7")
 COLUMNS = ("model", "rendering", "ROC AUC", "bal. acc. %", "spiral recall %", "elliptical recall %", "TTA×8 AUC",

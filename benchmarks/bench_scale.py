@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' fixture helpers, when run as `python benchmarks/bench_scale.py`
 sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks/machine.py
 
-from cosmic.determinism import CPU_ENV_KEYS  # noqa: E402
+from cosmic.learning.determinism import CPU_ENV_KEYS  # noqa: E402
 from machine import cpu_description  # noqa: E402
 from tests.conftest import tiny_params  # noqa: E402
 from tests.test_dvc_workflows import QUEUED, _copy_project, _queue_rows  # noqa: E402
@@ -223,7 +223,7 @@ def bench_tune(root: Path, p: dict, args) -> list[tuple[str, str]]:
 
 
 def bench_train(root: Path, p: dict, args) -> list[tuple[str, str]]:
-    from cosmic.distributed import free_port  # imports TensorFlow: only here
+    from cosmic.learning.distributed import free_port  # imports TensorFlow: only here
 
     p["train_baseline"].update(epochs=args.epochs, patience=args.epochs)
     rows = []

@@ -23,8 +23,8 @@ import pandas as pd
 from PIL import Image
 from scipy import ndimage
 
-from cosmic import kaggle_format as kf
-from cosmic.synthetic import generate
+from cosmic.data import kaggle_format as kf
+from cosmic.data.synthetic import generate
 
 
 def timed_generate(out_dir: Path, n_images: int, seed: int, workers: int) -> tuple[pd.DataFrame, float, float]:

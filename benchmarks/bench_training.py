@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from cosmic import params
-from cosmic.augment import AlbumentationsBatch, basic_augment
-from cosmic.data import make_dataset
-from cosmic.models import build_baseline, build_transfer
-from cosmic.packing import Arrays
-from cosmic.training import compile_model, set_determinism
+from cosmic.learning.augment import AlbumentationsBatch, basic_augment
+from cosmic.learning.datasets import make_dataset
+from cosmic.learning.models import build_baseline, build_transfer
+from cosmic.data.packing import Arrays
+from cosmic.learning.training import compile_model, set_determinism
 
 
 def throughput(model, arrays: Arrays, batch_size: int, epochs: int, augment) -> float:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 
 def program_name(module: str) -> str:
-    """`cosmic-<module>` when run as that console script, else `python -m cosmic.<module>`."""
+    """`cosmic-<module>` when run as that console script, else `python -m cosmic.commands.<module>`."""
     script = f"cosmic-{module.replace('_', '-')}"
-    return script if Path(sys.argv[0]).name == script else f"python -m cosmic.{module}"
+    return script if Path(sys.argv[0]).name == script else f"python -m cosmic.commands.{module}"
 
 
 @contextlib.contextmanager

@@ -15,9 +15,9 @@ import yaml
 PARAMS_FILE = Path("params.yaml")
 TUNERS = ("random", "bayesian", "hyperband")
 STRATEGIES = ("default", "mirrored", "multi_worker")
-# base.cpu_isa: keys of cosmic.determinism.CPU_ISA (params must not import it: determinism imports params).
+# base.cpu_isa: keys of cosmic.learning.determinism.CPU_ISA (params must not import it: determinism imports params).
 CPU_ISAS = ("avx512", "avx2")
-# base.crop: what cosmic.imageops.crop_of builds (params must not import imageops: every stage reads params).
+# base.crop: what cosmic.data.imageops.crop_of builds (params must not import imageops: every stage reads params).
 CROPS = ("fixed", "adaptive")
 
 
@@ -219,16 +219,16 @@ class DomainRandomization:
 @dataclass(frozen=True)
 class Base:
     seed: int
-    crop: str  # fixed | adaptive: how every frame is cut before resizing (cosmic.imageops.crop_of)
+    crop: str  # fixed | adaptive: how every frame is cut before resizing (cosmic.data.imageops.crop_of)
     crop_size: int
     crop_factor: float
     image_size: int
     class_names: tuple[str, str]
     deterministic: bool
-    cpu_isa: str  # instruction-set cap of TensorFlow's kernels under `deterministic` (cosmic/determinism.py)
+    cpu_isa: str  # instruction-set cap of TensorFlow's kernels under `deterministic` (cosmic/learning/determinism.py)
     domain: DomainRandomization | None  # None: domain randomisation is off
-    threads: int  # TensorFlow's intra- and inter-op threads; 0: its default (cosmic/determinism.py)
-    strategy: str = "default"  # tf.distribute strategy of the training stages (cosmic/distributed.py)
+    threads: int  # TensorFlow's intra- and inter-op threads; 0: its default (cosmic/learning/determinism.py)
+    strategy: str = "default"  # tf.distribute strategy of the training stages (cosmic/learning/distributed.py)
     mixed_precision: bool = False
     recall_balance: bool = False  # shift each trained model's output bias to equal validation recall
 
@@ -507,7 +507,7 @@ class Tune:
     space: SearchSpace
     batch_size: int
     augmentation: Augmentation
-    workers: int = 1  # >= 2: KerasTuner chief + this many worker processes (cosmic/distributed.py)
+    workers: int = 1  # >= 2: KerasTuner chief + this many worker processes (cosmic/learning/distributed.py)
     timeout: int = 7200  # seconds for a distributed search, chief and workers included
 
 

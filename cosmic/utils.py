@@ -190,3 +190,23 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(0.5)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """Lay out, write and close a matplotlib figure, creating its folder.
+
+    Fixed metadata (no software version) keeps the PNG bytes identical across re-runs.
+
+    Raises:
+        OutputError: naming `path` when the disk is full or the folder read-only.
+    """
+    import matplotlib.pyplot as plt  # only the stages that draw load matplotlib
+
+    path = Path(path)
+    try:
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.tight_layout()
+            fig.savefig(path, dpi=100, metadata={"Software": None})
+    finally:
+        plt.close(fig)

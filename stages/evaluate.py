@@ -3,16 +3,18 @@
 import logging
 import sys
 
-from cosmic.determinism import apply_from_params
+from cosmic.learning.determinism import apply_from_params
 
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import params, paths, report, workspace  # noqa: E402
-from cosmic.evaluation import (evaluate_saved_models, metrics_record, pairwise_mcnemar,  # noqa: E402
+from cosmic import params, paths, workspace  # noqa: E402
+
+from cosmic.evaluation import report
+from cosmic.evaluation.evaluate import (evaluate_saved_models, metrics_record, pairwise_mcnemar,  # noqa: E402
                                summary_record, write_plots)
-from cosmic.imageops import crop_of  # noqa: E402
-from cosmic.packing import load_splits  # noqa: E402
+from cosmic.data.imageops import crop_of  # noqa: E402
+from cosmic.data.packing import load_splits  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
 from cosmic.utils import OutputError, setup_logging, write_json  # noqa: E402
 

@@ -5,9 +5,9 @@ import shutil
 import sys
 
 from cosmic import params, paths, workspace
-from cosmic.fetch import FetchError, check_separate, import_kaggle, write_manifest
+from cosmic.data.fetch import FetchError, check_separate, import_kaggle, write_manifest
 from cosmic.params import ParamError
-from cosmic.synthetic import generate
+from cosmic.data.synthetic import generate
 from cosmic.utils import OutputError, setup_logging, writing
 
 log = logging.getLogger("fetch")

@@ -2,8 +2,10 @@
 
 import sys
 
-from cosmic import eda, params, paths, workspace
-from cosmic.catalog import CatalogError, build_catalog
+from cosmic import params, paths, workspace
+
+from cosmic.data import eda
+from cosmic.data.catalog import CatalogError, build_catalog
 from cosmic.params import ParamError
 from cosmic.utils import OutputError, atomic_path, read_json, setup_logging, write_json
 

@@ -7,8 +7,8 @@ import sys
 import pandas as pd
 
 from cosmic import params, paths, workspace
-from cosmic.imageops import ImageError, crop_of
-from cosmic.packing import pack_split, write_meta
+from cosmic.data.imageops import ImageError, crop_of
+from cosmic.data.packing import pack_split, write_meta
 from cosmic.params import ParamError
 from cosmic.utils import OutputError, setup_logging
 

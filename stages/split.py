@@ -6,7 +6,7 @@ import pandas as pd
 
 from cosmic import params, paths, workspace
 from cosmic.params import ParamError
-from cosmic.splitting import SplitError, split_summary, stratified_split
+from cosmic.data.splitting import SplitError, split_summary, stratified_split
 from cosmic.utils import OutputError, atomic_path, setup_logging, write_json
 
 

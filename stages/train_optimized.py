@@ -2,16 +2,18 @@
 
 import sys
 
-from cosmic.determinism import apply_from_params
+from cosmic.learning.determinism import apply_from_params
 
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import distributed, params, paths, workspace  # noqa: E402
-from cosmic.models import tuned_baseline  # noqa: E402
-from cosmic.packing import StaleArraysError  # noqa: E402
+from cosmic import params, paths, workspace  # noqa: E402
+
+from cosmic.learning import distributed
+from cosmic.learning.models import tuned_baseline  # noqa: E402
+from cosmic.data.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
-from cosmic.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
+from cosmic.learning.training import Phase, TrainingError, run_stage, set_determinism  # noqa: E402
 from cosmic.utils import OutputError, read_json, setup_logging  # noqa: E402
 
 STAGE = "train_optimized"

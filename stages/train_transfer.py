@@ -2,18 +2,20 @@
 
 import sys
 
-from cosmic.determinism import apply_from_params
+from cosmic.learning.determinism import apply_from_params
 
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import distributed, params, workspace  # noqa: E402
-from cosmic.models import build_transfer  # noqa: E402
-from cosmic.packing import StaleArraysError  # noqa: E402
+from cosmic import params, workspace  # noqa: E402
+
+from cosmic.learning import distributed
+from cosmic.learning.models import build_transfer  # noqa: E402
+from cosmic.data.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
-from cosmic.training import TrainingError, run_stage, set_determinism, transfer_schedule  # noqa: E402
+from cosmic.learning.training import TrainingError, run_stage, set_determinism, transfer_schedule  # noqa: E402
 from cosmic.utils import OutputError, setup_logging  # noqa: E402
-from cosmic.weights import WeightsError, resolve_mobilenet_weights  # noqa: E402
+from cosmic.learning.weights import WeightsError, resolve_mobilenet_weights  # noqa: E402
 
 STAGE = "train_transfer"
 

@@ -9,18 +9,22 @@ from cosmic.utils import follow_parent
 # before TensorFlow's seconds-long import, so none can outlive a stage killed meanwhile.
 follow_parent()
 
-from cosmic.determinism import apply_from_params  # noqa: E402
+from cosmic.learning.determinism import apply_from_params  # noqa: E402
 
 # base.deterministic's CPU settings take effect only if made before TensorFlow is imported.
 apply_from_params()
 
-from cosmic import distributed, params, paths, plots, workspace  # noqa: E402
-from cosmic.augment import stage_augment  # noqa: E402
-from cosmic.data import make_dataset  # noqa: E402
-from cosmic.packing import StaleArraysError  # noqa: E402
+from cosmic import params, paths, workspace  # noqa: E402
+
+from cosmic.learning import distributed
+
+from cosmic.evaluation import plots
+from cosmic.learning.augment import stage_augment  # noqa: E402
+from cosmic.learning.datasets import make_dataset  # noqa: E402
+from cosmic.data.packing import StaleArraysError  # noqa: E402
 from cosmic.params import ParamError  # noqa: E402
-from cosmic.training import TrainingError, load_train_val, set_determinism  # noqa: E402
-from cosmic.tuning import HyperModel, log_trials, make_tuner, run_search, search  # noqa: E402
+from cosmic.learning.training import TrainingError, load_train_val, set_determinism  # noqa: E402
+from cosmic.learning.tuning import HyperModel, log_trials, make_tuner, run_search, search  # noqa: E402
 from cosmic.utils import OutputError, atomic_path, setup_logging, write_json  # noqa: E402
 
 STAGE = "tune"

@@ -10,14 +10,14 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cosmic.determinism import apply_cpu_determinism  # noqa: E402
+from cosmic.learning.determinism import apply_cpu_determinism  # noqa: E402
 
 # Stages run in-process here as `dvc repro` runs them: with base.deterministic's CPU settings, which
 # TensorFlow reads only when it is imported.
 apply_cpu_determinism(True)
 
-from cosmic import kaggle_format as kf  # noqa: E402
-from cosmic.synthetic import generate  # noqa: E402
+from cosmic.data import kaggle_format as kf  # noqa: E402
+from cosmic.data.synthetic import generate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 N_TINY = 60

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 
 from cosmic import params
-from cosmic.augment import (AlbumentationsBatch, basic_augment, domain_randomize, stage_augment,
+from cosmic.learning.augment import (AlbumentationsBatch, basic_augment, domain_randomize, stage_augment,
                             with_domain_randomization)
-from cosmic.tta import dihedral_views
+from cosmic.evaluation.tta import dihedral_views
 from tests.test_params import RAW
 
 AUG = params.albumentations(RAW)

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cosmic import kaggle_format as kf
-from cosmic.catalog import DROP_REASONS, CatalogError, assign_labels, build_catalog, read_solutions
+from cosmic.data import kaggle_format as kf
+from cosmic.data.catalog import DROP_REASONS, CatalogError, assign_labels, build_catalog, read_solutions
 from tests.conftest import csv_lines, write_csv_lines
 
 NAMES = ("elliptical", "spiral")
@@ -145,7 +145,7 @@ def test_threshold_is_strict_and_artifacts_excluded():
 
 def test_truncated_jpeg_really_is_caught(kaggle_dir):
     """Guard the fixture itself: a third of a JPEG must not decode."""
-    from cosmic.imageops import ImageError, open_rgb
+    from cosmic.data.imageops import ImageError, open_rgb
 
     path = next((kaggle_dir / kf.IMAGES_DIR).glob("*.jpg"))
     path.write_bytes(path.read_bytes()[:2000])
@@ -210,7 +210,7 @@ def test_invalid_galaxy_ids_are_dropped_as_bad_id(kaggle_dir, bad_id):
 
 
 def test_largest_int64_id_is_kept_exactly():
-    from cosmic.catalog import MAX_ID, parse_id
+    from cosmic.data.catalog import MAX_ID, parse_id
 
     assert parse_id(str(MAX_ID)) == MAX_ID and parse_id(str(MAX_ID + 1)) is None
     assert parse_id(" 100008 ") == 100008 and parse_id("100008.0") == 100008 and parse_id("+7") == 7
@@ -328,7 +328,7 @@ def _csv_texts(draw) -> bytes:
 @settings(max_examples=100, deadline=None)
 @given(data=_csv_texts())
 def test_any_csv_is_read_consistently_or_refused(tmp_path_factory, data):
-    from cosmic.catalog import MAX_ID, Q1_COLUMNS, Q1_TOLERANCE, validate_rows
+    from cosmic.data.catalog import MAX_ID, Q1_COLUMNS, Q1_TOLERANCE, validate_rows
 
     path = tmp_path_factory.mktemp("csv") / kf.SOLUTIONS_CSV
     path.write_bytes(data)

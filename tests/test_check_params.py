@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-from cosmic import check_params, params
+from cosmic import params
+
+from cosmic.commands import check_params
 from tests.conftest import REPO
 
 PARAMS = REPO / "params.yaml"
@@ -56,7 +58,7 @@ def test_bad_overrides_are_named(assignment, message, capsys):
 
 
 def test_runs_without_tensorflow():
-    code = ("import sys; from cosmic import check_params; check_params.main([]);"
+    code = ("import sys; from cosmic.commands import check_params; check_params.main([]);"
             "assert 'tensorflow' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from cosmic import params
-from cosmic.imageops import Crop, crop_of, crop_resize, petrosian_radius
-from cosmic.modelio import preprocessing_record
-from cosmic.packing import pack_split
-from cosmic.predict import ModelFileError, check_record
+from cosmic.data.imageops import Crop, crop_of, crop_resize, petrosian_radius
+from cosmic.learning.modelio import preprocessing_record
+from cosmic.data.packing import pack_split
+from cosmic.commands.predict import ModelFileError, check_record
 
 REAL = Path(__file__).parent / "data" / "kaggle-real-sample" / "images_training_rev1"
 FRAME = 424
@@ -125,9 +125,9 @@ def test_crop_params_build_the_crop():
 def test_predict_notes_an_adaptive_fallback_and_feeds_the_recorded_crop(tmp_path):
     import keras
 
-    from cosmic.modelio import save_model
-    from cosmic.models import build_baseline
-    from cosmic.predict import load_classifier, predict_files
+    from cosmic.learning.modelio import save_model
+    from cosmic.learning.models import build_baseline
+    from cosmic.commands.predict import load_classifier, predict_files
 
     keras.utils.set_random_seed(0)
     path = tmp_path / "m.keras"

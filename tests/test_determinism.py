@@ -11,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from cosmic import determinism, params
+from cosmic import params
+
+from cosmic.learning import determinism
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -23,15 +25,15 @@ import othercpu  # noqa: E402
 # "env" to keep the CPU settings of the environment.
 TRAIN_SCRIPT = """
 import sys
-from cosmic.determinism import apply_cpu_determinism
+from cosmic.learning.determinism import apply_cpu_determinism
 if sys.argv[1] != "env":
     apply_cpu_determinism(True, cpu_isa=sys.argv[1])
 import numpy as np
 from cosmic import params
-from cosmic.augment import basic_augment, with_domain_randomization
-from cosmic.models import build_baseline, build_transfer
-from cosmic.packing import Arrays
-from cosmic.training import Phase, fit, set_determinism
+from cosmic.learning.augment import basic_augment, with_domain_randomization
+from cosmic.learning.models import build_baseline, build_transfer
+from cosmic.data.packing import Arrays
+from cosmic.learning.training import Phase, fit, set_determinism
 
 set_determinism(42, True)
 rng = np.random.default_rng(0)
@@ -190,7 +192,7 @@ def test_stage_scripts_apply_it_before_importing_tensorflow(stage):
     env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
     code = (f"import stages.{stage}\n"
             "import tensorflow\n"
-            "from cosmic.determinism import cpu_settings_applied\n"
+            "from cosmic.learning.determinism import cpu_settings_applied\n"
             "assert cpu_settings_applied()\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -254,7 +256,7 @@ def test_params_threads_reach_the_environment(tmp_path, clean_cpu_env):
 # are unnamed, so they are counted as the rest.
 THREAD_COUNT_SCRIPT = """
 import collections, json, os, sys
-from cosmic.determinism import apply_from_params
+from cosmic.learning.determinism import apply_from_params
 assert apply_from_params(sys.argv[1])
 import tensorflow as tf
 a = tf.random.normal((256, 256))

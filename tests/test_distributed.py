@@ -17,7 +17,9 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from cosmic import distributed, params
+from cosmic import params
+
+from cosmic.learning import distributed
 from tests.conftest import REPO, tiny_params
 from tests.test_stages import run_stage
 
@@ -171,7 +173,7 @@ def test_mixed_precision_without_gpu_keeps_float32(caplog):
 
 
 def test_output_layer_is_float32_under_mixed_precision_and_shares_the_default_policy():
-    from cosmic.models import build_baseline
+    from cosmic.learning.models import build_baseline
 
     default = build_baseline(16, filters=(4,), dense_units=4)
     # The global policy object itself, so the saved config is the one models had before dtype was set.

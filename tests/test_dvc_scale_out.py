@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cosmic.kaggle_format import IMAGES_DIR
+from cosmic.data.kaggle_format import IMAGES_DIR
 from tests.test_dvc_workflows import (QUEUED, STAGES, T_REPRO, Project, _exp_revs,  # noqa: F401
                                       _metric, _params, _ran_and_skipped, _tail, _wait_for_queue, project,
                                       start_queue)
@@ -109,7 +109,7 @@ def test_remote_push_then_pull_into_a_clone_reruns_nothing(project, tmp_path):
         images = sorted((clone / "data/raw" / IMAGES_DIR).glob("*.jpg"))[:2]
         assert len(images) == 2, "dvc pull brought no raw images"
         out = tmp_path / "predictions.csv"
-        other.run(sys.executable, "-m", "cosmic.predict", "--model", str(model), "--output", str(out),
+        other.run(sys.executable, "-m", "cosmic.commands.predict", "--model", str(model), "--output", str(out),
                   *map(str, images))
         with out.open(newline="") as f:
             rows = list(csv.DictReader(f))

@@ -552,7 +552,7 @@ def test_queued_experiment_reads_dvc_tracked_kaggle_files(project):
     """README recipe: Kaggle files tracked with `dvc add` reach queued experiments, which run in a temp dir."""
     kaggle = project.root / "data/external/galaxy-zoo"
     try:
-        project.run(sys.executable, "-m", "cosmic.synthetic", str(kaggle), "--n-images", str(N_TINY), "--seed", "7")
+        project.run(sys.executable, "-m", "cosmic.data.synthetic", str(kaggle), "--n-images", str(N_TINY), "--seed", "7")
         project.dvc("add", "data/external/galaxy-zoo")
         project.commit("track a tiny Kaggle-format folder with DVC")
         res = project.dvc("exp", "run", "--queue", "-S", "fetch.source=kaggle")

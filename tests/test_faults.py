@@ -19,10 +19,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from cosmic import packing, utils, workspace
-from cosmic.imageops import Crop
-from cosmic.modelio import load_model, preprocessing_record, save_model
-from cosmic.models import build_baseline
+from cosmic import utils, workspace
+
+from cosmic.data import packing
+from cosmic.data.imageops import Crop
+from cosmic.learning.modelio import load_model, preprocessing_record, save_model
+from cosmic.learning.models import build_baseline
 from tests.conftest import REPO, tiny_params
 from tests.test_distributed import prepared  # noqa: F401  (fixture: the tiny data stages' outputs)
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cosmic import fetch
-from cosmic import kaggle_format as kf
-from cosmic.fetch import FetchError, import_kaggle
+from cosmic.data import fetch
+from cosmic.data import kaggle_format as kf
+from cosmic.data.fetch import FetchError, import_kaggle
 
 
 def _ids(root: Path) -> set[str]:

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cosmic import imagestats
-from cosmic.imagestats import GRID, STATS, compare, frame_stats, load_frame, table
+from cosmic.data import imagestats
+from cosmic.data.imagestats import GRID, STATS, compare, frame_stats, load_frame, table
 
 
 def _frame(q: float = 1.0, sigma: float = 8.0, colour: tuple[float, float, float] = (200, 150, 100),
@@ -96,7 +96,7 @@ def test_bench_realsky_stats_prints_the_table_and_draws_the_figure(tmp_path, cap
     import importlib.util
     import shutil
 
-    from cosmic.synthetic import generate
+    from cosmic.data.synthetic import generate
 
     repo = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("bench_stats", repo / "benchmarks" / "bench_realsky_stats.py")

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cosmic import kaggle_format as kf
+from cosmic.data import kaggle_format as kf
 from cosmic import paths
-from cosmic.catalog import build_catalog
-from cosmic.fetch import import_kaggle, write_manifest
-from cosmic.imageops import Crop, crop_fraction, load_crop_resize
-from cosmic.packing import load_split, pack_split, read_meta, write_meta
-from cosmic.splitting import split_summary, stratified_split
+from cosmic.data.catalog import build_catalog
+from cosmic.data.fetch import import_kaggle, write_manifest
+from cosmic.data.imageops import Crop, crop_fraction, load_crop_resize
+from cosmic.data.packing import load_split, pack_split, read_meta, write_meta
+from cosmic.data.splitting import split_summary, stratified_split
 from cosmic.utils import read_json
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "kaggle-real-sample"

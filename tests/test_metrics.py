@@ -1,4 +1,4 @@
-"""Tests for cosmic.metrics against values computed by hand on tiny arrays."""
+"""Tests for cosmic.evaluation.metrics against values computed by hand on tiny arrays."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from cosmic.metrics import (
+from cosmic.evaluation.metrics import (
     accuracy,
     bootstrap_ci,
     calibration_curve,

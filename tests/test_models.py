@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from cosmic import params
-from cosmic.models import build_baseline, build_transfer, tuned_baseline, unfreeze_top
-from cosmic.tuning import HyperModel
+from cosmic.learning.models import build_baseline, build_transfer, tuned_baseline, unfreeze_top
+from cosmic.learning.tuning import HyperModel
 from tests.test_params import RAW
 
 
@@ -70,8 +70,8 @@ def test_hypermodel_maps_hp_to_the_baseline_builder_and_round_trips():
 
 
 def test_transfer_schedule_depends_on_pretraining():
-    from cosmic.models import SCRATCH_BN_MOMENTUM
-    from cosmic.training import transfer_schedule
+    from cosmic.learning.models import SCRATCH_BN_MOMENTUM
+    from cosmic.learning.training import transfer_schedule
 
     _, base = build_transfer(32, input_size=32, alpha=0.35)
     head, fine = transfer_schedule(base, True, 3, 1e-3, 5, 1e-5, 10)
@@ -90,7 +90,7 @@ def test_transfer_schedule_depends_on_pretraining():
 def test_oracle_file_is_made_reproducible(tmp_path):
     import json
 
-    from cosmic.tuning import make_oracle_file_reproducible
+    from cosmic.learning.tuning import make_oracle_file_reproducible
 
     state = {"tried_so_far": ["b", "a"], "display": {"search_start": "2026-01-01T00:00:00",
                                                      "trial_start": {"0": "x"}, "trial_number": {"0": 1}},

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cosmic.imageops import Crop, crop_fraction, crop_resize, load_crop_resize
-from cosmic.packing import StaleArraysError, load_split, load_splits, pack_split, read_meta, write_meta
+from cosmic.data.imageops import Crop, crop_fraction, crop_resize, load_crop_resize
+from cosmic.data.packing import StaleArraysError, load_split, load_splits, pack_split, read_meta, write_meta
 
 
 def _quadrant_image(size: int = 424, inner: int = 212) -> Image.Image:

@@ -30,10 +30,9 @@ def _cosmic_imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "cosmic":
-            if node.module == "cosmic":
-                found |= {f"cosmic.{a.name}" for a in node.names}
-            else:
-                found.add(node.module)
+            # `from cosmic.data import packing` imports a module; `from cosmic.data.packing import x` a name.
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "cosmic"}
     return {m for m in found if (REPO / (m.replace(".", "/") + ".py")).is_file()}
@@ -117,7 +116,7 @@ def metrics_repo(tmp_path_factory) -> Path:
     """A bare DVC repo with this dvc.yaml, the committed metrics files and a metrics/test.json."""
     if not DVC_BIN.exists():
         pytest.skip(f"no dvc next to {sys.executable}")
-    from cosmic.evaluation import ModelEval, summary_record
+    from cosmic.evaluation.evaluate import ModelEval, summary_record
 
     root = tmp_path_factory.mktemp("metrics_repo")
     (root / "metrics").mkdir()

@@ -6,8 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from cosmic import paths, plots
-from cosmic.metrics import calibration_curve
+from cosmic import paths
+
+from cosmic.evaluation import plots
+from cosmic.evaluation.metrics import calibration_curve
 
 
 @pytest.fixture

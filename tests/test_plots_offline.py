@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cosmic.plots import MODEL_COLOURS
+from cosmic.evaluation.plots import MODEL_COLOURS
 from tests.conftest import REPO
 
 VENDOR = REPO / "vendor" / "vega"

@@ -1,4 +1,4 @@
-"""Tests for the cosmic.predict command line on a tiny saved model and generated images."""
+"""Tests for the cosmic.commands.predict command line on a tiny saved model and generated images."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cosmic import imageops, tta
-from cosmic.modelio import load_model, preprocessing_record, save_model
-from cosmic.models import build_baseline
-from cosmic.predict import COLUMNS, expand_inputs, galaxy_id, main
+from cosmic.data import imageops
+
+from cosmic.evaluation import tta
+from cosmic.learning.modelio import load_model, preprocessing_record, save_model
+from cosmic.learning.models import build_baseline
+from cosmic.commands.predict import COLUMNS, expand_inputs, galaxy_id, main
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 16
@@ -226,8 +228,8 @@ def test_tta8_is_the_mean_over_eight_views(saved_model, images, capsys):
 def test_module_runs_end_to_end(saved_model, images, tmp_path):
     path, _, _ = saved_model
     out = tmp_path / "pred.csv"
-    # The glob is passed quoted (no shell), so cosmic.predict must expand it itself.
-    result = subprocess.run([sys.executable, "-m", "cosmic.predict", "--model", str(path),
+    # The glob is passed quoted (no shell), so cosmic.commands.predict must expand it itself.
+    result = subprocess.run([sys.executable, "-m", "cosmic.commands.predict", "--model", str(path),
                              "--output", str(out), str(images / "*.jpg")],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -249,12 +251,13 @@ def test_console_scripts_show_their_names_and_start_without_tensorflow():
         done = subprocess.run([str(exe), "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0 and done.stdout.startswith(f"usage: {script} "), done.stdout[:200]
         assert done.stderr == ""
-    code = "import sys; from cosmic import predict, score; assert 'tensorflow' not in sys.modules"
+    code = "import sys; from cosmic.commands import predict, score; assert 'tensorflow' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
 
 
 def test_threshold_is_the_metrics_threshold():
-    from cosmic import metrics, predict
+    from cosmic.evaluation import metrics
+    from cosmic.commands import predict
 
     assert predict.THRESHOLD == metrics.THRESHOLD
 
@@ -294,7 +297,7 @@ def test_decompression_bomb_is_an_error_row(saved_model, tmp_path, capsys):
 
 @pytest.mark.parametrize("where", ["folder", "under_file"])
 def test_bad_output_path_is_refused_before_predicting(saved_model, images, tmp_path, capsys, monkeypatch, where):
-    import cosmic.predict as predict
+    import cosmic.commands.predict as predict
 
     path, _, _ = saved_model
     if where == "folder":
@@ -317,7 +320,7 @@ def test_bad_output_path_is_refused_before_predicting(saved_model, images, tmp_p
 
 
 def test_failed_write_leaves_no_partial(tmp_path, monkeypatch):
-    import cosmic.predict as predict
+    import cosmic.commands.predict as predict
 
     def broken(src, dst):
         raise OSError(28, "No space left on device")
@@ -334,7 +337,7 @@ _INTERRUPT = """
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
-import cosmic.predict as predict
+import cosmic.commands.predict as predict
 marker = Path(sys.argv[1])
 phase = sys.argv[2]
 if phase == "predicting":

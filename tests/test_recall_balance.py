@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-from cosmic.metrics import equal_recall_threshold
-from cosmic.models import build_baseline
-from cosmic.packing import Arrays
-from cosmic.training import balance_recall
+from cosmic.learning.training import equal_recall_threshold
+from cosmic.learning.models import build_baseline
+from cosmic.data.packing import Arrays
+from cosmic.learning.training import balance_recall
 
 
 def _recalls(p: np.ndarray, y: np.ndarray, t: float) -> tuple[float, float]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from cosmic.weights import display_path, mobilenet_weights_filename, resolve_mobilenet_weights
+from cosmic.learning.weights import display_path, mobilenet_weights_filename, resolve_mobilenet_weights
 
 
 @pytest.fixture

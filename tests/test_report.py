@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from cosmic.evaluation import ModelEval, mcnemar_headline, pairwise_mcnemar
-from cosmic.report import markdown_table, mcnemar_table
+from cosmic.evaluation.evaluate import ModelEval, mcnemar_headline, pairwise_mcnemar
+from cosmic.evaluation.report import markdown_table, mcnemar_table
 
 
 def test_markdown_table_rows_and_alignment_rule():

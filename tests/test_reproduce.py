@@ -1,4 +1,4 @@
-"""cosmic.reproduce: byte-identical, within the committed run's noise, or not reproduced."""
+"""cosmic.commands.reproduce: byte-identical, within the committed run's noise, or not reproduced."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from cosmic import reproduce
+from cosmic.commands import reproduce
 from tests.conftest import REPO
 
 COMMITTED = json.loads((REPO / "metrics" / "evaluate.json").read_text())

@@ -1,4 +1,4 @@
-"""Tests for cosmic.score and benchmarks/bench_realsky.py on a tiny saved model and generated class folders."""
+"""Tests for cosmic.commands.score and benchmarks/bench_realsky.py on a tiny saved model and generated class folders."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from cosmic import metrics as M
-from cosmic.evaluation import metric_block
-from cosmic.imageops import Crop, crop_fraction
-from cosmic.modelio import preprocessing_record, save_model
-from cosmic.models import build_baseline
-from cosmic.predict import load_classifier, predict_files, predict_files_tta
-from cosmic.score import main, score_folder
+from cosmic.evaluation import metrics as M
+from cosmic.evaluation.evaluate import metric_block
+from cosmic.data.imageops import Crop, crop_fraction
+from cosmic.learning.modelio import preprocessing_record, save_model
+from cosmic.learning.models import build_baseline
+from cosmic.commands.predict import load_classifier, predict_files, predict_files_tta
+from cosmic.commands.score import main, score_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 16
@@ -58,7 +58,7 @@ def master_dir(tmp_path_factory) -> Path:
         (root / name).mkdir()
         for i in range(N_PER_CLASS):
             _write_image(root / name / f"{100 * (c + 1) + i}.jpg", seed=10 * c + i)
-    (root / "spiral" / "notes.txt").write_text("not an image; skipped like cosmic.predict skips it")
+    (root / "spiral" / "notes.txt").write_text("not an image; skipped like cosmic.commands.predict skips it")
     (root / "labels.csv").write_text("files beside the class folders are ignored\n")
     return root
 
@@ -78,7 +78,7 @@ def _run(argv: list[str]) -> int:
 
 
 def _reference(model_path: Path, data_dir: Path, tta: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and cosmic.predict's p(spiral) of the readable images of each class folder, in folder order."""
+    """Labels and cosmic.commands.predict's p(spiral) of the readable images of each class folder, in folder order."""
     model, crop, size, names = load_classifier(model_path)
     y, p = [], []
     for label, name in enumerate(names):
@@ -98,11 +98,11 @@ def test_default_metric_settings_are_the_default_runs_evaluate_settings():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     fields = [f.name for f in dataclasses.fields(M.MetricSettings)]
     expected = {name: raw["base"]["seed"] if name == "seed" else raw["evaluate"][name] for name in fields}
-    assert dataclasses.asdict(DEFAULTS) == expected, "update cosmic.metrics.MetricSettings to match params.yaml"
+    assert dataclasses.asdict(DEFAULTS) == expected, "update cosmic.evaluation.metrics.MetricSettings to match params.yaml"
 
 
 def _expected_block(y: np.ndarray, p: np.ndarray) -> dict:
-    """classification_metrics plus the bootstrap interval, computed directly from cosmic.metrics."""
+    """classification_metrics plus the bootstrap interval, computed directly from cosmic.evaluation.metrics."""
     expected = M.classification_metrics(y, p, NAMES, n_bins=DEFAULTS.calibration_bins)
     low, high = M.bootstrap_ci(y, (p > 0.5).astype(int), n_resamples=DEFAULTS.bootstrap_resamples,
                                level=DEFAULTS.ci_level, seed=DEFAULTS.seed)
@@ -225,7 +225,7 @@ def test_unknown_subfolders_are_logged_and_ignored(model_path, data_dir, caplog)
     (data_dir / "lenticular").mkdir()
     _write_image(data_dir / "lenticular" / "1.jpg", seed=99)
     (data_dir / ".cache").mkdir()
-    with caplog.at_level("WARNING", logger="cosmic.score"):
+    with caplog.at_level("WARNING", logger="cosmic.commands.score"):
         result = score_folder(model_path, data_dir)
     assert result["ignored_subfolders"] == [str(data_dir / "lenticular")]
     assert result["n_scored"] == 2 * N_PER_CLASS

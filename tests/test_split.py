@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cosmic.splitting import SplitError, stratified_split
+from cosmic.data.splitting import SplitError, stratified_split
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cosmic import paths
-from cosmic.modelio import read_preprocessing
+from cosmic.learning.modelio import read_preprocessing
 from tests.conftest import REPO, tiny_params
 
 # The module's fixture runs the whole pipeline (over a minute on two cores) and one test trains twice in
@@ -98,7 +98,7 @@ def test_training_stages_ran_without_the_test_split(workspace):
 
 def test_kept_epoch_is_the_best_val_loss_of_the_last_phase(workspace):
     """Early stopping restores the best epoch; the metrics and training_history.png say which one."""
-    from cosmic.plots import read_live_history
+    from cosmic.evaluation.plots import read_live_history
 
     for stage in ("train_baseline", "train_transfer", "train_optimized"):
         m = _json(workspace, f"metrics/{stage}.json")
@@ -110,9 +110,9 @@ def test_kept_epoch_is_the_best_val_loss_of_the_last_phase(workspace):
 
 def test_models_recall_both_validation_classes_equally(workspace):
     """base.recall_balance: p > 0.5 of each saved model is its validation equal-recall point."""
-    from cosmic.imageops import Crop
-    from cosmic.packing import load_splits
-    from cosmic.metrics import equal_recall_threshold
+    from cosmic.data.imageops import Crop
+    from cosmic.data.packing import load_splits
+    from cosmic.learning.training import equal_recall_threshold
 
     (val,) = load_splits(workspace / paths.PROCESSED_DIR, ("val",), crop=Crop(0.5, 6.0), image_size=32,
                          class_names=("elliptical", "spiral"))

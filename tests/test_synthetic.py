@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cosmic import imagestats
-from cosmic import kaggle_format as kf
-from cosmic.synthetic import ID_MAX, ID_MIN, MAX_IMAGES, generate, simulate_solutions
+from cosmic.data import imagestats
+from cosmic.data import kaggle_format as kf
+from cosmic.data.synthetic import ID_MAX, ID_MIN, MAX_IMAGES, generate, simulate_solutions
 
 REPO = Path(__file__).resolve().parents[1]
 N = 24
@@ -158,7 +158,7 @@ def test_foreign_images_in_the_output_folder_are_refused(tmp_path):
 
 def test_command_line(tmp_path):
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "cosmic.synthetic", str(out), "--n-images", "3", "--seed", "4", "--workers", "2"]
+    cmd = [sys.executable, "-m", "cosmic.data.synthetic", str(out), "--n-images", "3", "--seed", "4", "--workers", "2"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "3 images" in result.stdout and "images/s" in result.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cosmic.tta import dihedral_views, predict_proba
+from cosmic.evaluation.tta import dihedral_views, predict_proba
 
 
 def _asymmetric(n: int = 1, size: int = 5) -> np.ndarray:

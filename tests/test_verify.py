@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cosmic import verify
+from cosmic.commands import verify
 
 # DVC's own checkout (in --repair) trips pygtrie's deprecation; nothing this project can change.
 pytestmark = pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")
@@ -186,14 +186,14 @@ def test_with_linked_cache_repair_leaves_a_rerun_that_no_longer_restores_the_cor
 
 def test_no_repository_or_no_dvc_lock_is_a_one_line_usage_error(tmp_path, monkeypatch, dvc_env, capsys):
     monkeypatch.chdir(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "cosmic.verify"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "cosmic.commands.verify"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(Path(verify.__file__).parents[1])})
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1
-    assert done.stderr.startswith("python -m cosmic.verify: error: not a DVC repository")
+    assert done.stderr.startswith("python -m cosmic.commands.verify: error: not a DVC repository")
     run("git", "init", "-q", cwd=tmp_path)
     run(DVC, "init", "-q", cwd=tmp_path)
     assert verify.main([]) == 2
     err = capsys.readouterr().err
-    assert err == f"python -m cosmic.verify: error: no dvc.lock in {tmp_path}: nothing to verify " \
+    assert err == f"python -m cosmic.commands.verify: error: no dvc.lock in {tmp_path}: nothing to verify " \
                   "(run `dvc repro` first)\n"

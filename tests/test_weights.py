@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from keras.src.legacy.saving import legacy_h5_format
 
-from cosmic.models import build_transfer
-from cosmic.weights import WeightsError, mobilenet_weights_filename, resolve_mobilenet_weights
+from cosmic.learning.models import build_transfer
+from cosmic.learning.weights import WeightsError, mobilenet_weights_filename, resolve_mobilenet_weights
 
 
 @pytest.fixture

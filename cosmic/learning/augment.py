@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from cosmic.data import BatchAugment
+from cosmic.learning.datasets import BatchAugment
 from cosmic.params import Albumentations, Augmentation, DomainRandomization
 
 # Binomial 3x3 kernel: the smallest blur that looks like a slightly worse seeing.

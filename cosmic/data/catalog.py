@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cosmic import kaggle_format as kf
-from cosmic.imageops import ImageError, ImageTooLargeError, NotRGBError, open_rgb
+from cosmic.data import kaggle_format as kf
+from cosmic.data.imageops import ImageError, ImageTooLargeError, NotRGBError, open_rgb
 from cosmic.utils import follow_parent, progress
 
 log = logging.getLogger(__name__)

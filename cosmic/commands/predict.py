@@ -1,6 +1,6 @@
 """Classify new galaxy images as elliptical or spiral with a saved Cosmic Classifier model.
 
-Usage: python -m cosmic.predict --model MODEL [--output FILE] [--tta N] [--batch-size B] PATH...
+Usage: python -m cosmic.commands.predict --model MODEL [--output FILE] [--tta N] [--batch-size B] PATH...
 
 PATH may be an image file, a folder (its .jpg/.jpeg/.png files, not recursive) or a glob
 pattern (quoted patterns are expanded here). Each image gets the crop (fixed, or adaptive to the
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from cosmic.cli import native_stderr_silenced, program_name
-from cosmic.imageops import Crop, ImageError, cut_resize, open_converted
-from cosmic.modelio import MODEL_FIX, load_model
+from cosmic.data.imageops import Crop, ImageError, cut_resize, open_converted
+from cosmic.learning.modelio import MODEL_FIX, load_model
 from cosmic.params import CROPS
-from cosmic.tta import predict_proba
+from cosmic.evaluation.tta import predict_proba
 from cosmic.utils import OutputError, atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -37,7 +37,7 @@ DECIMALS = 6
 _GALAXY_ID = re.compile(r"0|[1-9][0-9]*")
 
 
-# p(spiral) above which a galaxy is called spiral (cosmic.metrics.THRESHOLD, not imported: it loads SciPy).
+# p(spiral) above which a galaxy is called spiral (cosmic.evaluation.metrics.THRESHOLD, not imported: it loads SciPy).
 THRESHOLD = 0.5
 
 
@@ -97,7 +97,7 @@ def check_record(record: dict, model_path: Path | str) -> tuple[Crop, int, tuple
     """Validate the preprocessing record of a saved model.
 
     Args:
-        record: the JSON record from `cosmic.modelio.read_preprocessing`.
+        record: the JSON record from `cosmic.learning.modelio.read_preprocessing`.
         model_path: the model file, for the error message.
 
     Returns:
@@ -297,7 +297,7 @@ def positive_int(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser of `python -m cosmic.predict`."""
+    """The command-line parser of `python -m cosmic.commands.predict`."""
     parser = argparse.ArgumentParser(
         prog=program_name("predict"), description=__doc__.splitlines()[0],
         epilog="Exit status: 0 all images predicted, 1 some files could not be read, 2 usage error.")

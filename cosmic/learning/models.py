@@ -82,7 +82,7 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
         alpha: MobileNetV2 width multiplier.
         dropout: dropout rate before the output.
         weights: None for random initialisation, or the path of a no-top .h5 weights file
-            (see `cosmic.weights.resolve_mobilenet_weights`).
+            (see `cosmic.learning.weights.resolve_mobilenet_weights`).
         freeze_base: freeze the base and run its BatchNorm in inference mode (pretrained
             features); False trains every layer, BatchNorm included (training from scratch).
         name: model name.

@@ -12,7 +12,7 @@ import zlib
 from functools import partial
 from pathlib import Path, PurePosixPath
 
-from cosmic import kaggle_format as kf
+from cosmic.data import kaggle_format as kf
 from cosmic import paths
 from cosmic.utils import progress, write_json
 

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from cosmic.packing import Arrays
+from cosmic.data.packing import Arrays
 
 BatchAugment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 

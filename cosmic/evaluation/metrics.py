@@ -44,7 +44,7 @@ MAX_CURVE_POINTS = 200
 
 @dataclass(frozen=True)
 class MetricSettings:
-    """How a metric block's interval and calibration are computed; shared by evaluate and cosmic.score.
+    """How a metric block's interval and calibration are computed; shared by evaluate and cosmic.commands.score.
 
     The defaults are the default run's (params.yaml: the evaluate section and base.seed;
     tests/test_score.py checks they agree), so cosmic-score reports intervals comparable to the
@@ -665,27 +665,3 @@ def pr_points(y_true: Any, p: Any, max_points: int = MAX_CURVE_POINTS) -> list[d
         }
         for i in _thin_indices(recall.shape[0], max_points)
     ]
-
-
-def equal_recall_threshold(p_spiral: np.ndarray, labels: np.ndarray, clip: float = 0.05) -> float:
-    """The decision threshold at which both classes are recalled equally often.
-
-    Spiral recall (p > t) falls and elliptical recall (p <= t) rises with t; the threshold is the
-    midpoint between two neighbouring predictions where they come closest (the lowest such one on
-    a tie), clipped to [clip, 1 - clip].
-
-    Raises:
-        ValueError: when either class is missing from `labels`.
-    """
-    p = np.asarray(p_spiral, dtype=np.float64).ravel()
-    y = np.asarray(labels).ravel()
-    spiral, elliptical = np.sort(p[y == 1]), np.sort(p[y == 0])
-    if not spiral.size or not elliptical.size:
-        raise ValueError(f"equal recall needs both classes in the labels, got {spiral.size} spiral and "
-                         f"{elliptical.size} elliptical")
-    values = np.unique(np.concatenate([[0.0, 1.0], p]))
-    candidates = (values[:-1] + values[1:]) / 2
-    spiral_recall = 1.0 - np.searchsorted(spiral, candidates, side="right") / spiral.size
-    elliptical_recall = np.searchsorted(elliptical, candidates, side="right") / elliptical.size
-    best = candidates[int(np.argmin(np.abs(spiral_recall - elliptical_recall)))]
-    return float(np.clip(best, clip, 1.0 - clip))

@@ -12,10 +12,10 @@ import keras_tuner as kt
 import pandas as pd
 from dvclive import Live
 
-from cosmic.distributed import CHIEF, tuner_role
-from cosmic.models import build_baseline
+from cosmic.learning.distributed import CHIEF, tuner_role
+from cosmic.learning.models import build_baseline
 from cosmic.params import SearchSpace
-from cosmic.training import compile_model, ctrl_c_between_batches
+from cosmic.learning.training import compile_model, ctrl_c_between_batches
 from cosmic.utils import atomic_path, writing
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from PIL import Image
 from scipy import fft as sfft
 from scipy.special import gamma, gammaincinv
 
-from cosmic import kaggle_format as kf
+from cosmic.data import kaggle_format as kf
 from cosmic.utils import follow_parent, progress
 
 ID_MIN, ID_MAX = 100008, 999967
@@ -950,7 +950,7 @@ def generate(out_dir: Path, n_images: int, seed: int, workers: int | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `python -m cosmic.synthetic OUT_DIR --n-images N --seed S [--workers W]`.
+    """Command line: `python -m cosmic.data.synthetic OUT_DIR --n-images N --seed S [--workers W]`.
 
     Args:
         argv: arguments without the program name; None reads `sys.argv`.
@@ -958,7 +958,7 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         Process exit code.
     """
-    parser = argparse.ArgumentParser(prog="python -m cosmic.synthetic", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cosmic.data.synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path, help="folder for the CSV and images_training_rev1/")
     parser.add_argument("--n-images", type=int, required=True, help="number of galaxies")
     parser.add_argument("--seed", type=int, required=True, help="data-set seed (>= 0)")

@@ -1,10 +1,10 @@
 """Score a saved Cosmic Classifier model on labelled images laid out one folder per class.
 
-Usage: python -m cosmic.score --model MODEL [--tta 1|8] [--output FILE.json] [--batch-size B] DIR
+Usage: python -m cosmic.commands.score --model MODEL [--tta 1|8] [--output FILE.json] [--batch-size B] DIR
 
 DIR holds one subfolder per class of the model, named as in its preprocessing record
 (DIR/elliptical/*.jpg, DIR/spiral/*.png, ...). Images are decoded and predicted exactly as
-`cosmic.predict` does, and scored with the metrics of the evaluate stage; unreadable files are
+`cosmic.commands.predict` does, and scored with the metrics of the evaluate stage; unreadable files are
 reported and left out of the metrics.
 """
 
@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cosmic.cli import program_name
-from cosmic.predict import MODEL_FIX, ModelFileError, expand_inputs, load_classifier, positive_int, predict_files_tta
-from cosmic.report import decimal, markdown_table, percent
+from cosmic.commands.predict import MODEL_FIX, ModelFileError, expand_inputs, load_classifier, positive_int, predict_files_tta
+from cosmic.evaluation.report import decimal, markdown_table, percent
 from cosmic.utils import write_json
 
 if TYPE_CHECKING:
-    from cosmic.metrics import MetricSettings
+    from cosmic.evaluation.metrics import MetricSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def expected_layout(data_dir: Path | str, class_names: Sequence[str]) -> str:
 def class_files(data_dir: Path | str, class_names: Sequence[str]) -> tuple[dict[str, list[Path]], list[Path]]:
     """List the images of each class folder of `data_dir`.
 
-    Images are what `cosmic.predict` takes from a folder: .jpg/.jpeg/.png files directly
+    Images are what `cosmic.commands.predict` takes from a folder: .jpg/.jpeg/.png files directly
     inside it (case-insensitive, hidden files skipped), sorted by path.
 
     Args:
@@ -83,7 +83,7 @@ def score_folder(model_path: Path | str, data_dir: Path | str, tta: int = 1, bat
                  settings: MetricSettings | None = None) -> dict:
     """Score a saved model on a one-folder-per-class data set.
 
-    Decoding, cropping and prediction are `cosmic.predict`'s, so p(spiral) is what
+    Decoding, cropping and prediction are `cosmic.commands.predict`'s, so p(spiral) is what
     `cosmic-predict` prints for the same file (rounded to 6 decimals) and the metrics can be
     reproduced from its output. With tta=8 the plain and the TTA predictions come from one
     decode of each image.
@@ -125,8 +125,8 @@ def score_folder(model_path: Path | str, data_dir: Path | str, tta: int = 1, bat
         if augmented:
             p_tta.append(augmented[0]["p_spiral"])
     # Imported here: scikit-learn and TensorFlow are not needed for --help or usage errors.
-    from cosmic.evaluation import metric_block
-    from cosmic.metrics import MetricSettings
+    from cosmic.evaluation.evaluate import metric_block
+    from cosmic.evaluation.metrics import MetricSettings
 
     settings = settings or MetricSettings()
     metrics = None
@@ -184,7 +184,7 @@ def _json_path(value: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser of `python -m cosmic.score`."""
+    """The command-line parser of `python -m cosmic.commands.score`."""
     parser = argparse.ArgumentParser(
         prog=program_name("score"), description=__doc__.splitlines()[0],
         epilog="Exit status: 0 all images scored, 1 some files could not be read (metrics cover the rest), "

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cosmic.kaggle_format import IMAGE_SIZE
+from cosmic.data.kaggle_format import IMAGE_SIZE
 
 
 class ImageError(ValueError):

@@ -107,7 +107,7 @@ def apply_cpu_determinism(deterministic: bool, threads: int = 0, cpu_isa: str = 
         what = ("base.deterministic: results may differ between CPUs" if deterministic
                 else "base.threads: TensorFlow keeps the thread counts it started with")
         warnings.warn(f"TensorFlow was imported before its CPU settings {wanted} were made, so {what}; set them "
-                      "in the environment or call cosmic.determinism.apply_cpu_determinism before importing "
+                      "in the environment or call cosmic.learning.determinism.apply_cpu_determinism before importing "
                       "TensorFlow", RuntimeWarning, stacklevel=2)
         return False
     if deterministic:

@@ -1,6 +1,6 @@
 """Did this run reproduce the committed one? Byte for byte, or within the test set's statistical noise.
 
-`make repro` ends with `python -m cosmic.reproduce`. Bit-identity holds only where README.md's
+`make repro` ends with `python -m cosmic.commands.reproduce`. Bit-identity holds only where README.md's
 reproducibility table says; elsewhere (another instruction set, ARM, another TensorFlow build) each
 test metric of each model is compared with the committed value and its 95 % interval: accuracy with
 the bootstrap interval `evaluate` recorded, balanced accuracy with the normal interval of the two
@@ -117,7 +117,7 @@ def _byte_identical(rev: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m cosmic.reproduce", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m cosmic.commands.reproduce", description=__doc__.splitlines()[0])
     ap.add_argument("--rev", default="HEAD", help="the commit to compare with (default: HEAD)")
     args = ap.parse_args(argv)
     try:

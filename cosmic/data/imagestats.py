@@ -15,7 +15,7 @@ import pandas as pd
 from PIL import Image
 from scipy import ndimage
 
-from cosmic.imageops import open_rgb
+from cosmic.data.imageops import open_rgb
 
 GRID = 128
 BORDER = 10  # px of the GRID frame used as sky

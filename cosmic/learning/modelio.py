@@ -9,10 +9,10 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosmic.imageops import Crop
+from cosmic.data.imageops import Crop
 from cosmic.utils import writing
 
-if TYPE_CHECKING:  # Keras is imported where a model is loaded, so cosmic.predict can name MODEL_FIX cheaply
+if TYPE_CHECKING:  # Keras is imported where a model is loaded, so cosmic.commands.predict can name MODEL_FIX cheaply
     import keras
 
 PREPROCESSING_ENTRY = "cosmic_preprocessing.json"

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from cosmic.imageops import open_rgb
-from cosmic.plots import save_figure
+from cosmic.data.imageops import open_rgb
+from cosmic.utils import save_figure
 
 
 def plot_vote_fractions(valid: pd.DataFrame, threshold: float, path: Path) -> None:

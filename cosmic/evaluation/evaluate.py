@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cosmic import metrics as M
-from cosmic import paths, plots
-from cosmic.modelio import load_model
-from cosmic.packing import Arrays
+from cosmic.evaluation import metrics as M
+from cosmic import paths
+from cosmic.evaluation import plots
+from cosmic.learning.modelio import load_model
+from cosmic.data.packing import Arrays
 from cosmic.params import Evaluate
-from cosmic.tta import predict_proba
+from cosmic.evaluation.tta import predict_proba
 from cosmic.utils import read_json, write_json, writing
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class ModelEval:
 
 
 def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], settings: M.MetricSettings) -> dict:
-    """The metrics of one set of predictions, as reported by evaluate and cosmic.score.
+    """The metrics of one set of predictions, as reported by evaluate and cosmic.commands.score.
 
     Args:
         y: 0/1 labels (0 = class_names[0]), shape (n,).
@@ -48,7 +49,7 @@ def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], set
         ECE, confusion matrix, ...) plus ``accuracy_ci`` {low, high, level}.
 
     Raises:
-        ValueError: on invalid labels/probabilities or settings (see `cosmic.metrics`).
+        ValueError: on invalid labels/probabilities or settings (see `cosmic.evaluation.metrics`).
     """
     m = M.classification_metrics(y, p, class_names, n_bins=settings.calibration_bins)
     low, high = M.bootstrap_ci(y, (np.asarray(p) > M.THRESHOLD).astype(int),

@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from cosmic.training import TrainingError
+from cosmic.learning.training import TrainingError
 from cosmic.utils import PARENT_PID_ENV
 
 log = logging.getLogger(__name__)

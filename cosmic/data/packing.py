@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from cosmic.imageops import Crop, cut_resize, open_rgb
+from cosmic.data.imageops import Crop, cut_resize, open_rgb
 from cosmic.utils import atomic_path, follow_parent, progress, reserve
 
 IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"

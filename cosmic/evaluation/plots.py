@@ -11,32 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cosmic.metrics import THRESHOLD  # noqa: E402
+from cosmic.evaluation.metrics import THRESHOLD  # noqa: E402
 from cosmic.paths import MODEL_STAGES  # noqa: E402
-from cosmic.utils import writing  # noqa: E402
+from cosmic.utils import save_figure  # noqa: E402
 
-# Fixed metadata keeps PNG bytes identical across re-runs.
-_PNG_META = {"Software": None}
 # One colour per model in every chart, in the order the pipeline trains them (Vega's tableau10
 # blue, orange, green). The templates in .dvc/plots/ list the same models and colours in the
 # same order (tests/test_plots_offline.py checks that they agree).
 MODEL_COLOURS = dict(zip(MODEL_STAGES, ("#4c78a8", "#f58518", "#54a24b")))
-
-
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    """Lay out, write (with fixed metadata) and close a figure, creating its folder.
-
-    Raises:
-        OutputError: naming `path` when the disk is full or the folder read-only.
-    """
-    path = Path(path)
-    try:
-        with writing(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.tight_layout()
-            fig.savefig(path, dpi=100, metadata=_PNG_META)
-    finally:
-        plt.close(fig)
 
 
 def plot_trials(table: pd.DataFrame, objective: str, path: Path) -> None:

@@ -21,19 +21,18 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from cosmic import paths
-from cosmic.augment import stage_augment
-from cosmic.data import BatchAugment, make_dataset
-from cosmic.determinism import DETERMINISTIC_ENV, cpu_settings_applied
-from cosmic.metrics import equal_recall_threshold
-from cosmic.imageops import crop_of
-from cosmic.modelio import preprocessing_record, save_model
-from cosmic.models import OUTPUT_LAYER, unfreeze_top
-from cosmic.packing import Arrays, load_splits
+from cosmic.learning.augment import stage_augment
+from cosmic.learning.datasets import BatchAugment, make_dataset
+from cosmic.learning.determinism import DETERMINISTIC_ENV, cpu_settings_applied
+from cosmic.data.imageops import crop_of
+from cosmic.learning.modelio import preprocessing_record, save_model
+from cosmic.learning.models import OUTPUT_LAYER, unfreeze_top
+from cosmic.data.packing import Arrays, load_splits
 from cosmic.params import Base, Fit
 from cosmic.utils import atomic_path, write_json
 
 if TYPE_CHECKING:  # distributed imports this module (TrainingError)
-    from cosmic.distributed import Distribution
+    from cosmic.learning.distributed import Distribution
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class TrainingError(RuntimeError):
 def set_determinism(seed: int, deterministic: bool) -> None:
     """Seed Python, NumPy and TensorFlow; with `deterministic`, make TF ops reproducible too.
 
-    Results are the same on other CPUs only if `cosmic.determinism.apply_cpu_determinism` ran
+    Results are the same on other CPUs only if `cosmic.learning.determinism.apply_cpu_determinism` ran
     before TensorFlow was imported (every stage script does); a warning says when it did not.
     """
     keras.utils.set_random_seed(seed)
@@ -53,7 +52,7 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
         if not cpu_settings_applied():
             log.warning("base.deterministic: the CPU settings %s are not in effect, so results may differ "
-                        "between CPUs (see cosmic/determinism.py)", DETERMINISTIC_ENV)
+                        "between CPUs (see cosmic/learning/determinism.py)", DETERMINISTIC_ENV)
 
 
 @contextmanager
@@ -276,3 +275,27 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
         shutil.copytree(scratch, live_dir)
     log.info("%s: val %s after %d epochs -> %s", stage, result["val"], result["epochs_run"], model_path)
     return metrics
+
+
+def equal_recall_threshold(p_spiral: np.ndarray, labels: np.ndarray, clip: float = 0.05) -> float:
+    """The decision threshold at which both classes are recalled equally often.
+
+    Spiral recall (p > t) falls and elliptical recall (p <= t) rises with t; the threshold is the
+    midpoint between two neighbouring predictions where they come closest (the lowest such one on
+    a tie), clipped to [clip, 1 - clip].
+
+    Raises:
+        ValueError: when either class is missing from `labels`.
+    """
+    p = np.asarray(p_spiral, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    spiral, elliptical = np.sort(p[y == 1]), np.sort(p[y == 0])
+    if not spiral.size or not elliptical.size:
+        raise ValueError(f"equal recall needs both classes in the labels, got {spiral.size} spiral and "
+                         f"{elliptical.size} elliptical")
+    values = np.unique(np.concatenate([[0.0, 1.0], p]))
+    candidates = (values[:-1] + values[1:]) / 2
+    spiral_recall = 1.0 - np.searchsorted(spiral, candidates, side="right") / spiral.size
+    elliptical_recall = np.searchsorted(elliptical, candidates, side="right") / elliptical.size
+    best = candidates[int(np.argmin(np.abs(spiral_recall - elliptical_recall)))]
+    return float(np.clip(best, clip, 1.0 - clip))

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, test-set comparison, report and plots."""

@@ -1,0 +1,1 @@
+"""Learning: the models, their inputs, training, tuning and the CPU/distribution settings."""

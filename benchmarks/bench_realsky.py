@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 from machine import cpu_description  # noqa: E402
-from cosmic import paths  # noqa: E402
+from cosmic import paths, registry  # noqa: E402
 from cosmic.commands.predict import ModelFileError, positive_int, write_atomic  # noqa: E402
 from cosmic.evaluation.report import decimal, markdown_table, percent  # noqa: E402
 from cosmic.commands.score import LayoutError, expected_layout, score_folder  # noqa: E402
@@ -34,7 +34,7 @@ COLUMNS = ("model", "n", "accuracy % (95% CI)", "balanced acc %", "ROC AUC", "sp
 def model_files(models_dir: Path) -> list[Path]:
     """The *.keras files of models_dir: the pipeline's three models in stage order, then any other by name."""
     found = sorted(models_dir.glob("*.keras"))
-    order = {stage: i for i, stage in enumerate(paths.MODEL_STAGES.values())}
+    order = {m.stage: i for i, m in enumerate(registry.MODELS)}
     return sorted(found, key=lambda p: (order.get(p.stem, len(order)), p.name))
 
 

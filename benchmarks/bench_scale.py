@@ -45,6 +45,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# How DVC runs each stage (the model stages share `python -m stages.train <stage>`).
+STAGE_CMDS = {name: s["cmd"] for name, s in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items()}
 sys.path.insert(0, str(REPO))  # the tests' fixture helpers, when run as `python benchmarks/bench_scale.py`
 sys.path.insert(0, str(REPO / "benchmarks"))  # benchmarks/machine.py
 
@@ -180,7 +182,7 @@ def _stage_env(**extra) -> dict:
 
 
 def _stage(name: str, cwd: Path, **extra_env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", f"stages.{name}"], cwd=cwd, env=_stage_env(**extra_env),
+    return subprocess.Popen([sys.executable, *STAGE_CMDS[name].split()[1:]], cwd=cwd, env=_stage_env(**extra_env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -223,7 +225,7 @@ def bench_tune(root: Path, p: dict, args) -> list[tuple[str, str]]:
 
 
 def bench_train(root: Path, p: dict, args) -> list[tuple[str, str]]:
-    from cosmic.learning.distributed import free_port  # imports TensorFlow: only here
+    from cosmic.learning.cluster import free_port
 
     p["train_baseline"].update(epochs=args.epochs, patience=args.epochs)
     rows = []

@@ -565,3 +565,19 @@ def evaluate(raw: Mapping[str, Any]) -> Evaluate:
     return Evaluate(tta, s.integer("bootstrap_resamples", 100), s.number("ci_level", 0.5, 0.999),
                     s.integer("calibration_bins", 2, 100), s.integer("batch_size", 1, 4096),
                     s.integer("n_examples", 1, 32))
+
+
+@dataclass(frozen=True)
+class StageParams:
+    base: Base
+    own: Any
+
+
+SECTIONS = {"fetch": fetch, "filter": filter_, "split": split, "preprocess": preprocess,
+            "train_baseline": train_baseline, "train_transfer": train_transfer, "tune": tune,
+            "train_optimized": train_optimized, "evaluate": evaluate}
+
+
+def read(stage: str, path: Path | str = PARAMS_FILE, text: str | None = None) -> StageParams:
+    raw = load(path)
+    return StageParams(base(raw), SECTIONS[stage](raw) if stage in SECTIONS else None)

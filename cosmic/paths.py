@@ -48,8 +48,6 @@ def training_log(stage: str) -> Path:
     """DVCLive folder of a stage's per-epoch (or per-trial) metrics."""
     return PLOTS_DIR / "training" / stage
 
-# Report name of each trained model -> the stage that trains it.
-MODEL_STAGES = {"baseline": "train_baseline", "transfer": "train_transfer", "optimized": "train_optimized"}
 EVAL_PLOTS_DIR = PLOTS_DIR / "evaluate"
 REPORT = METRICS_DIR / "report.md"
 # Each model's test accuracy, balanced accuracy and ROC AUC: the first metrics file in dvc.yaml, so

@@ -51,6 +51,18 @@ def model_names() -> tuple[str, ...]:
     return tuple(m.name for m in MODELS)
 
 
+def by_name(name: str) -> ModelEntry:
+    """The entry of the model called `name`.
+
+    Raises:
+        KeyError: naming the model and the known models.
+    """
+    for m in MODELS:
+        if m.name == name:
+            return m
+    raise KeyError(f"no model is called {name!r}; the models are {', '.join(model_names())}")
+
+
 def by_stage(stage: str) -> ModelEntry:
     """The entry of the model that `stage` trains.
 

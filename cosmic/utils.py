@@ -23,14 +23,12 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    """Log to stderr with the stage-friendly format used by every stage; a stage script logs its run time."""
+def setup_logging(stage: str | None = None, level: int = logging.INFO) -> None:
+    """Log to stderr in the format of every stage; with `stage`, a stage process also logs its run time at exit."""
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    script = Path(sys.argv[0])
-    if script.parent.name == "stages":  # a stage process, not a stage's main() called in-process
+    if stage is not None and Path(sys.argv[0]).parent.name == "stages":  # not a main() called in-process
         start = time.monotonic()
-        atexit.register(lambda: logging.getLogger(script.stem).info("%s ran for %.1f s", script.stem,
-                                                                    time.monotonic() - start))
+        atexit.register(lambda: logging.getLogger(stage).info("%s ran for %.1f s", stage, time.monotonic() - start))
 
 
 def progress(items: Iterable[T], *, desc: str, total: int | None = None, unit: str = "img") -> Iterable[T]:
@@ -39,7 +37,11 @@ def progress(items: Iterable[T], *, desc: str, total: int | None = None, unit: s
                 mininterval=1.0, dynamic_ncols=True)
 
 
-class OutputError(OSError):
+class StageError(Exception):
+    """Bad input, params, data or surroundings: a stage reports it in one line, without a traceback."""
+
+
+class OutputError(StageError, OSError):
     """An output cannot be written: its disk is full, or it or its folder is read-only (the message says which)."""
 
 

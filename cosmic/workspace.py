@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from cosmic.params import PARAMS_FILE
+from cosmic.utils import StageError
 
 # DVC's record of the `dvc exp run` in the workspace (dvc.repo.experiments.queue.workspace, DVC 3).
 DVC_WORKSPACE_RUN = Path(".dvc/tmp/exps/run/workspace/workspace.json")
@@ -30,7 +31,7 @@ _ELSEWHERE = ("run one experiment at a time per workspace: queue the others with
               "(then `dvc queue start`), or run them in a copy of the workspace with `dvc exp run --temp -S ...`")
 
 
-class WorkspaceBusyError(RuntimeError):
+class WorkspaceBusyError(StageError, RuntimeError):
     """Another `dvc exp run` uses this workspace, or params.yaml changed under the running stage."""
 
 

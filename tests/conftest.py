@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import runpy
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,6 +23,28 @@ from cosmic.data import kaggle_format as kf  # noqa: E402
 from cosmic.data.synthetic import generate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def stage_args(stage: str) -> list[str]:
+    """The arguments after `python` of a stage's dvc.yaml command, e.g. ["-m", "stages.train", "train_baseline"]."""
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["cmd"].split()[1:]
+
+
+def run_stage_in_process(stage: str) -> None:
+    """Run a stage in this interpreter as its dvc.yaml command would (`python -m ...` with its arguments)."""
+    _, module, *args = stage_args(stage)
+    saved = sys.argv
+    sys.argv = [module, *args]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=False)
+    finally:
+        sys.argv = saved
+
+
+def stage_code(stage: str) -> str:
+    """Python source that runs a stage as its dvc.yaml command does (for `python -c` with a signal handler set first)."""
+    _, module, *args = stage_args(stage)
+    return f"import runpy, sys; sys.argv = [{module!r}, *{args!r}]; runpy.run_module({module!r}, run_name='__main__')"
 N_TINY = 60
 
 

@@ -19,9 +19,9 @@ import yaml
 
 from cosmic import params
 
-from cosmic.learning import distributed
+from cosmic.learning import cluster, strategies
 from tests.conftest import REPO, tiny_params
-from tests.test_stages import run_stage
+from tests.conftest import run_stage_in_process
 
 # --- Supervisor and TF_CONFIG checks: no TensorFlow work, fast -------------------------------------------------
 
@@ -41,7 +41,7 @@ def _fake_tuner(tmp_path: Path, behaviour: dict[str, str]) -> list[str]:
         "        time.sleep(float(arg))\n"
         "    else:\n"
         "        if arg == '0':\n"
-        f"            oracle = [os.environ[k] for k in ({distributed.ORACLE_IP_ENV!r}, {distributed.ORACLE_PORT_ENV!r})]\n"
+        f"            oracle = [os.environ[k] for k in ({cluster.ORACLE_IP_ENV!r}, {cluster.ORACLE_PORT_ENV!r})]\n"
         f"            open(os.path.join({str(tmp_path)!r}, me + '.json'), 'w').write(json.dumps(oracle))\n"
         "        sys.exit(int(arg))\n")
     return [sys.executable, str(script)]
@@ -50,7 +50,7 @@ def _fake_tuner(tmp_path: Path, behaviour: dict[str, str]) -> list[str]:
 def test_cluster_finishes_when_chief_and_workers_do(tmp_path):
     cmd = _fake_tuner(tmp_path, {"chief": "sleep 0.5 exit 0", "tuner0": "exit 0", "tuner1": "sleep 0.2 exit 0"})
     start = time.monotonic()
-    distributed.run_tuner_cluster(cmd, 2, timeout=60)
+    cluster.run_tuner_cluster(cmd, 2, timeout=60)
     assert 0.5 <= time.monotonic() - start < 30  # it waited for the chief, not for the timeout
     done = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
     assert set(done) == {"chief", "tuner0", "tuner1"}
@@ -62,25 +62,25 @@ def test_cluster_finishes_when_chief_and_workers_do(tmp_path):
 def test_cluster_names_the_dead_worker_and_its_exit_code(tmp_path):
     cmd = _fake_tuner(tmp_path, {"chief": "sleep 60", "tuner0": "sleep 60", "tuner1": "sleep 0.3 exit 3"})
     start = time.monotonic()
-    with pytest.raises(distributed.DistributedError, match=r"worker tuner1 \(pid \d+\) ended with exit code 3"):
-        distributed.run_tuner_cluster(cmd, 2, timeout=60)
+    with pytest.raises(cluster.DistributedError, match=r"worker tuner1 \(pid \d+\) ended with exit code 3"):
+        cluster.run_tuner_cluster(cmd, 2, timeout=60)
     assert time.monotonic() - start < 20  # the others were stopped, not waited for
 
 
 def test_cluster_timeout_stops_everything(tmp_path):
     cmd = _fake_tuner(tmp_path, {"chief": "sleep 60", "tuner0": "sleep 60"})
     start = time.monotonic()
-    with pytest.raises(distributed.DistributedError, match=r"tune.timeout of 1 s reached with chief, tuner0"):
-        distributed.run_tuner_cluster(cmd, 1, timeout=1)
+    with pytest.raises(cluster.DistributedError, match=r"tune.timeout of 1 s reached with chief, tuner0"):
+        cluster.run_tuner_cluster(cmd, 1, timeout=1)
     assert time.monotonic() - start < 20
 
 
 def test_idle_workers_are_stopped_after_the_chief_finishes(tmp_path, monkeypatch):
     """A worker that never got a trial waits an hour for the gone chief (KerasTuner's gRPC timeout)."""
-    monkeypatch.setattr(distributed, "WORKER_GRACE_S", 0.5)
+    monkeypatch.setattr(cluster, "WORKER_GRACE_S", 0.5)
     cmd = _fake_tuner(tmp_path, {"chief": "exit 0", "tuner0": "sleep 600"})
     start = time.monotonic()
-    distributed.run_tuner_cluster(cmd, 1, timeout=60)
+    cluster.run_tuner_cluster(cmd, 1, timeout=60)
     assert time.monotonic() - start < 20
 
 
@@ -144,21 +144,21 @@ def test_bad_tf_config_is_named(monkeypatch, value, message):
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", value)
-    with pytest.raises(distributed.DistributedError, match=message):
-        distributed.setup("multi_worker")
+    with pytest.raises(cluster.DistributedError, match=message):
+        strategies.setup("multi_worker")
 
 
 def test_chief_is_worker_0_unless_a_chief_task_exists():
     two = {"worker": ["a:1", "b:1"]}
-    assert distributed._is_chief({"cluster": two, "task": {"type": "worker", "index": 0}})
-    assert not distributed._is_chief({"cluster": two, "task": {"type": "worker", "index": 1}})
+    assert strategies._is_chief({"cluster": two, "task": {"type": "worker", "index": 0}})
+    assert not strategies._is_chief({"cluster": two, "task": {"type": "worker", "index": 1}})
     with_chief = {"chief": ["c:1"], **two}
-    assert not distributed._is_chief({"cluster": with_chief, "task": {"type": "worker", "index": 0}})
-    assert distributed._is_chief({"cluster": with_chief, "task": {"type": "chief", "index": 0}})
+    assert not strategies._is_chief({"cluster": with_chief, "task": {"type": "worker", "index": 0}})
+    assert strategies._is_chief({"cluster": with_chief, "task": {"type": "chief", "index": 0}})
 
 
 def test_default_strategy_is_the_no_op_one():
-    dist = distributed.setup("default")
+    dist = strategies.setup("default")
     assert dist.strategy is tf.distribute.get_strategy() and dist.is_chief
     assert dist.output_root() == Path(".")
     with dist.scope():
@@ -168,7 +168,7 @@ def test_default_strategy_is_the_no_op_one():
 def test_mixed_precision_without_gpu_keeps_float32(caplog):
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible")
-    assert distributed.set_precision(True) == "float32"
+    assert strategies.set_precision(True) == "float32"
     assert "no GPU visible" in caplog.text
 
 
@@ -211,7 +211,7 @@ def prepared(tmp_path_factory) -> Path:
     os.chdir(root)
     try:
         for name in ("fetch", "filter", "split", "preprocess"):
-            run_stage(name)
+            run_stage_in_process(name)
     finally:
         os.chdir(old)
     return root
@@ -230,7 +230,7 @@ def _workspace(prepared: Path, tmp_path: Path, **changes) -> Path:
 
 
 def _env(**extra) -> dict:
-    command, env = distributed.python_command("stages.tune")
+    command, env = cluster.python_command("stages.tune")
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env, **extra}
 
 
@@ -308,16 +308,16 @@ def test_killed_worker_ends_the_stage_with_its_name(prepared, tmp_path):
 def test_multi_worker_training_on_two_cpu_processes(prepared, tmp_path):
     """train_baseline with MultiWorkerMirroredStrategy: worker 0 writes the usual outputs, worker 1 nothing."""
     ws = _workspace(prepared, tmp_path, **{"base.strategy": "multi_worker"})
-    ports = [distributed.free_port(), distributed.free_port()]
+    ports = [cluster.free_port(), cluster.free_port()]
     while ports[0] == ports[1]:
-        ports[1] = distributed.free_port()
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+        ports[1] = cluster.free_port()
+    spec = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     tmpdirs = [tmp_path / "tmp0", tmp_path / "tmp1"]
     procs = []
     for i in range(2):
         tmpdirs[i].mkdir()
-        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-        procs.append(subprocess.Popen([sys.executable, "-m", "stages.train_baseline"], cwd=ws,
+        tf_config = json.dumps({"cluster": spec, "task": {"type": "worker", "index": i}})
+        procs.append(subprocess.Popen([sys.executable, "-m", "stages.train", "train_baseline"], cwd=ws,
                                       env=_env(TF_CONFIG=tf_config, TMPDIR=str(tmpdirs[i])),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     errors = []

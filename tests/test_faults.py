@@ -25,7 +25,7 @@ from cosmic.data import packing
 from cosmic.data.imageops import Crop
 from cosmic.learning.modelio import load_model, preprocessing_record, save_model
 from cosmic.learning.models import build_baseline
-from tests.conftest import REPO, tiny_params
+from tests.conftest import REPO, stage_args, stage_code, tiny_params
 from tests.test_distributed import prepared  # noqa: F401  (fixture: the tiny data stages' outputs)
 
 # --- Without a real full disk: the failing call raises as it would -----------------------------------------------
@@ -145,7 +145,7 @@ def _env() -> dict:
 
 
 def _stage(root: Path, name: str, *prefix: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*prefix, sys.executable, "-m", f"stages.{name}"], cwd=root, env=_env(),
+    return subprocess.run([*prefix, sys.executable, *stage_args(name)], cwd=root, env=_env(),
                           capture_output=True, text=True, timeout=600)
 
 
@@ -241,8 +241,7 @@ def test_fetch_names_too_few_synthetic_images_before_writing(tmp_path):
 def _start(root: Path, name: str) -> subprocess.Popen:
     # Ctrl-C in a terminal raises KeyboardInterrupt; the child restores that handler because a runner
     # started in the background (nohup, `cmd &`) passes SIGINT on as ignored.
-    code = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            f"runpy.run_module('stages.{name}', run_name='__main__')")
+    code = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); " + stage_code(name)
     (root / "tmp").mkdir()
     return subprocess.Popen([sys.executable, "-c", code], cwd=root, env={**_env(), "TMPDIR": str(root / "tmp")},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -13,6 +13,7 @@ import pytest
 from cosmic import params
 from cosmic.learning.models import build_baseline, build_transfer, tuned_baseline, unfreeze_top
 from cosmic.learning.tuning import HyperModel
+from cosmic.learning.errors import TrainingError
 from tests.test_params import RAW
 
 
@@ -103,5 +104,5 @@ def test_oracle_file_is_made_reproducible(tmp_path):
 
 def test_tuned_baseline_names_a_record_from_an_older_tune():
     old = {"hyperparameters": {"dense_units": 16}, "kernel_size": 3}
-    with pytest.raises(ValueError, match=r"best_hparams.json has no 'model' builder arguments.*re-run it"):
+    with pytest.raises(TrainingError, match=r"best_hparams.json has no 'model' builder arguments.*re-run it"):
         tuned_baseline(32, old, Path("models/tune/best_hparams.json"))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from cosmic import paths
+from cosmic import paths, registry
 from cosmic.utils import write_json
 from tests.conftest import REPO
 
@@ -25,27 +25,43 @@ TEST_SPLIT_PATHS = ("data/processed/test", "data/split/test.csv")
 DVC_BIN = Path(sys.executable).parent / "dvc"
 
 
-def _cosmic_imports(path: Path) -> set[str]:
+def _module_file(module: str) -> Path | None:
+    """The file a module name imports, for this repository's packages (their docstring-only __init__ aside)."""
+    path = REPO / (module.replace(".", "/") + ".py")
+    if path.is_file():
+        return path
+    package = REPO / module.replace(".", "/") / "__init__.py"
+    return package if module == "stages" and package.is_file() else None
+
+
+def _local_imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "cosmic":
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("cosmic", "stages"):
             # `from cosmic.data import packing` imports a module; `from cosmic.data.packing import x` a name.
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names}
         elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "cosmic"}
-    return {m for m in found if (REPO / (m.replace(".", "/") + ".py")).is_file()}
+            found |= {a.name for a in node.names if a.name.split(".")[0] in ("cosmic", "stages")}
+    return {m for m in found if _module_file(m) is not None}
 
 
 def _closure(script: Path) -> set[str]:
-    todo, seen = list(_cosmic_imports(script)), set()
+    """Every file of this repository that running `script` imports, relative to the repository."""
+    todo, seen = list(_local_imports(script)), set()
     while todo:
         mod = todo.pop()
         if mod not in seen:
             seen.add(mod)
-            todo += _cosmic_imports(REPO / (mod.replace(".", "/") + ".py"))
-    return {m.replace(".", "/") + ".py" for m in seen}
+            todo += _local_imports(_module_file(mod))
+    return {_module_file(m).relative_to(REPO).as_posix() for m in seen}
+
+
+def _script(stage: str) -> str:
+    """The stage's script, from its dvc.yaml command (`python -m stages.<module> [args]`)."""
+    module = STAGES[stage]["cmd"].split()[2]
+    return module.replace(".", "/") + ".py"
 
 
 def _deps(stage: str) -> list[str]:
@@ -57,10 +73,92 @@ def test_stage_order_and_names():
                             "train_optimized", "evaluate"]
 
 
+def _declared_plots(dvc: dict) -> dict[str, dict]:
+    """dvc.yaml's plots by name (a chart's title or a file's path) -> their options."""
+    declared = {}
+    for entry in dvc["plots"]:
+        if isinstance(entry, str):
+            declared[entry] = {}
+        else:
+            (name, spec), = entry.items()
+            declared[name] = spec or {}
+    return declared
+
+
+def registry_mismatches(dvc: dict) -> list[str]:
+    """What a dvc.yaml lacks, or has beyond, for the models of `cosmic.registry` (empty when they agree)."""
+    from cosmic.learning import recipes
+
+    problems = []
+    stages, models = dvc["stages"], registry.MODELS
+    model_stages = [s for s, spec in stages.items() if spec["cmd"].startswith("python -m stages.train ")]
+    if model_stages != [m.stage for m in models]:
+        problems.append(f"model stages {model_stages}, registry {[m.stage for m in models]}")
+    evaluate_deps = {d if isinstance(d, str) else next(iter(d)) for d in stages["evaluate"]["deps"]}
+    plots = _declared_plots(dvc)
+    for m in models:
+        spec = stages.get(m.stage)
+        if spec is None:
+            problems.append(f"no stage {m.stage}")
+            continue
+        if not callable(getattr(recipes, m.name, None)):
+            problems.append(f"no recipe cosmic.learning.recipes.{m.name}")
+        if m.stage not in PARAMS:
+            problems.append(f"no params.yaml section {m.stage}")
+        outs = {o if isinstance(o, str) else next(iter(o)) for o in spec["outs"]}
+        owned = {paths.model_file(m.stage).as_posix(), paths.training_log(m.stage).as_posix(),
+                 paths.stage_metrics(m.stage).as_posix()}
+        problems += [f"{m.stage} does not write {o}" for o in sorted(owned - outs)]
+        problems += [f"evaluate does not depend on {o}" for o in sorted(owned - evaluate_deps)]
+        if paths.stage_metrics(m.stage).as_posix() not in dvc["metrics"]:
+            problems.append(f"metrics does not list {paths.stage_metrics(m.stage).as_posix()}")
+        for chart, kind in (("ROC (test)", "roc"), ("Precision-recall (test)", "precision_recall"),
+                            ("Confusion matrices (test)", "confusion")):
+            if f"plots/evaluate/{m.name}/{kind}.json" not in plots.get(chart, {}).get("y", {}):
+                problems.append(f"plot {chart!r} lacks plots/evaluate/{m.name}/{kind}.json")
+        for metric, chart in (("loss", "loss"), ("accuracy", "accuracy"), ("auc", "AUC")):
+            for split in ("train", "eval"):
+                curve = f"{paths.training_log(m.stage).as_posix()}/plots/metrics/{split}/{metric}.tsv"
+                if curve not in plots.get(f"Training {chart}", {}).get("y", {}):
+                    problems.append(f"plot 'Training {chart}' lacks {curve}")
+        if f"plots/evaluate/{m.name}/examples.png" not in plots:
+            problems.append(f"plots does not list plots/evaluate/{m.name}/examples.png")
+        artifact = dvc.get("artifacts", {}).get(m.artifact)
+        if artifact is None or artifact.get("path") != paths.model_file(m.stage).as_posix() \
+                or artifact.get("desc") != m.description:
+            problems.append(f"artifact {m.artifact} is not {paths.model_file(m.stage)} with the registry's description")
+    if set(dvc.get("artifacts", {})) != {m.artifact for m in models}:
+        problems.append(f"artifacts {sorted(dvc.get('artifacts', {}))}, registry {[m.artifact for m in models]}")
+    return problems
+
+
+def test_dvc_yaml_agrees_with_the_model_registry():
+    assert registry_mismatches(DVC) == []
+
+
+def test_a_model_missing_from_dvc_yaml_is_named():
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    del dvc["stages"]["train_transfer"], dvc["artifacts"]["galaxy-mobilenetv2-transfer"]
+    dvc["plots"].remove("plots/evaluate/transfer/examples.png")
+    problems = registry_mismatches(dvc)
+    assert "no stage train_transfer" in problems, problems
+    assert "plots does not list plots/evaluate/transfer/examples.png" in problems, problems
+    assert any(p.startswith("artifact galaxy-mobilenetv2-transfer") for p in problems), problems
+
+
+def test_subpackage_inits_only_document():
+    """A package __init__ that ran code would be a dependency of every stage that imports the package."""
+    for init in (REPO / "cosmic").glob("*/__init__.py"):
+        body = ast.parse(init.read_text()).body
+        assert len(body) == 1 and isinstance(body[0], ast.Expr), f"{init} holds code"
+
+
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_stage_script_params_and_module_deps(stage):
-    script = f"stages/{stage}.py"
-    assert STAGES[stage]["cmd"] == f"python -m stages.{stage}"
+    models = {m.stage for m in registry.MODELS}
+    expected = f"python -m stages.train {stage}" if stage in models else f"python -m stages.{stage}"
+    assert STAGES[stage]["cmd"] == expected
+    script = _script(stage)
     assert (REPO / script).is_file()
     deps = _deps(stage)
     assert script in deps
@@ -68,7 +166,7 @@ def test_stage_script_params_and_module_deps(stage):
     missing = imported - set(deps)
     assert not missing, f"{stage} imports {sorted(missing)} but dvc.yaml does not list them as deps"
     # A listed module the stage does not import re-runs it (and everything after it) for nothing.
-    unused = {d for d in deps if d.startswith("cosmic/")} - imported
+    unused = {d for d in deps if d.startswith(("cosmic/", "stages/"))} - imported - {script}
     assert not unused, f"dvc.yaml lists {sorted(unused)} as deps of {stage}, which does not import them"
     sections = {str(p).split(".")[0] for p in STAGES[stage].get("params", [])}
     if stage in PARAMS:
@@ -123,7 +221,7 @@ def metrics_repo(tmp_path_factory) -> Path:
     for path in set(DVC["metrics"]) - {paths.TEST_SUMMARY.as_posix()}:
         shutil.copy(REPO / path, root / path)
     evals = [ModelEval(name, np.zeros(1), {"accuracy": 0.9, "roc_auc": 0.95, "balanced_accuracy": 0.9})
-             for name in paths.MODEL_STAGES]
+             for name in registry.model_names()]
     write_json(root / paths.TEST_SUMMARY, summary_record(evals))
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     (root / ".dvc").mkdir()
@@ -145,31 +243,25 @@ def test_dvc_reads_the_metrics_files_summary_first(metrics_repo):
 
 def test_dvc_metrics_show_leads_with_each_models_test_figures(metrics_repo):
     header = _dvc(metrics_repo, "metrics", "show").splitlines()[0].split()
-    models = sorted(paths.MODEL_STAGES)
+    models = sorted(registry.model_names())
     assert header[:10] == ["Path"] + [f"{m}.{model}" for m in ("accuracy", "auc", "balanced_accuracy")
                                       for model in models], header[:12]
 
 
 def test_plots_are_declared_for_dvc():
-    declared = {}
-    for entry in DVC["plots"]:
-        if isinstance(entry, str):
-            declared[entry] = {}
-        else:
-            (name, spec), = entry.items()
-            declared[name] = spec or {}
-    models = ("baseline", "transfer", "optimized")
+    declared = _declared_plots(DVC)
+    models = registry.model_names()
     confusion = declared["Confusion matrices (test)"]
     # Predicted across, actual down: the layout of plots/evaluate/confusion_matrices.png.
     assert confusion["template"] == "confusion_counts" and confusion["x"] == "predicted"
     assert confusion["y"] == {f"plots/evaluate/{m}/confusion.json": "actual" for m in models}
     roc = declared["ROC (test)"]
-    assert roc["template"] == "roc_models" and roc["x"] == "fpr" and len(roc["y"]) == 3
+    assert roc["template"] == "roc_models" and roc["x"] == "fpr" and len(roc["y"]) == len(models)
     # One chart per metric overlaying every model's train and val (DVCLive's eval/) curves.
     for metric, name in (("loss", "loss"), ("accuracy", "accuracy"), ("auc", "AUC")):
         curves = declared[f"Training {name}"]
         assert curves["template"] == "training_models" and curves["x"] == "step"
-        assert curves["y"] == {f"plots/training/train_{m}/plots/metrics/{split}/{metric}.tsv": metric
+        assert curves["y"] == {f"plots/training/{registry.by_name(m).stage}/plots/metrics/{split}/{metric}.tsv": metric
                                for m in models for split in ("train", "eval")}
     assert declared["plots/training/tune/plots/metrics"]["template"] == "trials"
     for png in ("plots/evaluate/calibration.png", "plots/data/vote_fractions.png",

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from cosmic import paths
+from cosmic import registry
 
 from cosmic.evaluation import plots
 from cosmic.evaluation.metrics import calibration_curve
@@ -23,7 +23,7 @@ def kept_open(monkeypatch) -> list:
 
 
 def test_every_model_has_one_colour_in_training_order():
-    assert list(plots.MODEL_COLOURS) == list(paths.MODEL_STAGES)
+    assert list(plots.MODEL_COLOURS) == list(registry.model_names())
     assert len(set(plots.MODEL_COLOURS.values())) == len(plots.MODEL_COLOURS)
 
 

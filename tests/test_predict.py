@@ -255,13 +255,6 @@ def test_console_scripts_show_their_names_and_start_without_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=120).returncode == 0
 
 
-def test_threshold_is_the_metrics_threshold():
-    from cosmic.evaluation import metrics
-    from cosmic.commands import predict
-
-    assert predict.THRESHOLD == metrics.THRESHOLD
-
-
 def test_16bit_png_is_scaled_not_clipped(saved_model, images, tmp_path, capsys):
     path, model, record = saved_model
     eight = np.asarray(Image.open(images / "100008.jpg").convert("L"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
+import itertools
 import json
 import os
 import shutil
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import yaml
 
-from cosmic import paths
+from cosmic import paths, registry
 from cosmic.learning.modelio import read_preprocessing
-from tests.conftest import REPO, tiny_params
+from tests.conftest import REPO, run_stage_in_process, stage_args, tiny_params
 
 # The module's fixture runs the whole pipeline (over a minute on two cores) and one test trains twice in
 # subprocesses: none of it belongs in the fast subset.
@@ -27,15 +27,8 @@ pytestmark = pytest.mark.slow
 STAGES = ("fetch", "filter", "split", "preprocess", "train_baseline", "train_transfer", "tune",
           "train_optimized", "evaluate")
 TRAINING = ("train_baseline", "train_transfer", "tune", "train_optimized")
-
-
-def run_stage(name: str) -> None:
-    sys.path.insert(0, str(REPO / "stages"))
-    try:
-        module = importlib.import_module(name)
-    finally:
-        sys.path.pop(0)
-    module.main()
+MODEL_STAGES = [m.stage for m in registry.MODELS]
+MODELS = registry.model_names()
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +46,13 @@ def workspace(tmp_path_factory):
     keras.utils.get_file = offline
     try:
         for name in STAGES[:4]:
-            run_stage(name)
+            run_stage_in_process(name)
         hidden = root / "hidden_test_split"
         shutil.move(paths.PROCESSED_DIR / "test", hidden)
         for name in TRAINING:
-            run_stage(name)
+            run_stage_in_process(name)
         shutil.move(hidden, paths.PROCESSED_DIR / "test")
-        run_stage("evaluate")
+        run_stage_in_process("evaluate")
         yield root
     finally:
         keras.utils.get_file = saved_get_file
@@ -87,7 +80,7 @@ def test_data_stages_write_their_outputs(workspace):
 
 def test_training_stages_ran_without_the_test_split(workspace):
     """The fixture moved data/processed/test away while the training stages ran."""
-    for stage in ("train_baseline", "train_transfer", "train_optimized"):
+    for stage in MODEL_STAGES:
         m = _json(workspace, f"metrics/{stage}.json")
         assert set(m["val"]) == {"accuracy", "auc", "loss"} and m["epochs_run"] >= 1
         assert m["n_val"] == _json(workspace, "metrics/split.json")["val"]["n"]
@@ -100,7 +93,7 @@ def test_kept_epoch_is_the_best_val_loss_of_the_last_phase(workspace):
     """Early stopping restores the best epoch; the metrics and training_history.png say which one."""
     from cosmic.evaluation.plots import read_live_history
 
-    for stage in ("train_baseline", "train_transfer", "train_optimized"):
+    for stage in MODEL_STAGES:
         m = _json(workspace, f"metrics/{stage}.json")
         last_phase = list(m["epochs_run_by_phase"].values())[-1]
         val_loss = read_live_history(workspace / f"plots/training/{stage}")["eval/loss"].to_numpy()
@@ -117,7 +110,7 @@ def test_models_recall_both_validation_classes_equally(workspace):
     (val,) = load_splits(workspace / paths.PROCESSED_DIR, ("val",), crop=Crop(0.5, 6.0), image_size=32,
                          class_names=("elliptical", "spiral"))
     report = (workspace / "metrics/report.md").read_text()
-    for stage in ("train_baseline", "train_transfer", "train_optimized"):
+    for stage in MODEL_STAGES:
         shift = _json(workspace, f"metrics/{stage}.json")["recall_balance"]
         assert shift == read_preprocessing(workspace / f"models/{stage}.keras")["training"]["recall_balance"]
         assert 0.05 <= shift["val_threshold"] <= 0.95
@@ -167,10 +160,10 @@ def test_tune_outputs(workspace):
 
 def test_evaluate_metrics_schema(workspace):
     ev = _json(workspace, "metrics/evaluate.json")
-    assert set(ev) == {"baseline", "transfer", "optimized", "mcnemar", "n_test"}
+    assert set(ev) == {*MODELS, "mcnemar", "n_test"}
     n_test = _json(workspace, "metrics/split.json")["test"]["n"]
     assert ev["n_test"] == n_test
-    for name in ("baseline", "transfer", "optimized"):
+    for name in MODELS:
         t = ev[name]["test"]
         assert set(t) == {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "balanced_accuracy", "roc_auc",
                           "average_precision", "log_loss", "brier", "ece", "macro_f1", "elliptical_recall",
@@ -181,14 +174,14 @@ def test_evaluate_metrics_schema(workspace):
         assert errors == round((1 - t["accuracy"]) * n_test)
         rows = json.loads((workspace / f"plots/evaluate/{name}/confusion.json").read_text())
         assert len(rows) == n_test and set(rows[0]) == {"actual", "predicted"}
-    assert set(ev["mcnemar"]) == {"baseline_vs_transfer", "baseline_vs_optimized", "transfer_vs_optimized"}
+    assert set(ev["mcnemar"]) == {f"{a}_vs_{b}" for a, b in itertools.combinations(MODELS, 2)}
     summary = _json(workspace, "metrics/test.json")
-    assert summary == {key: {name: ev[name]["test"][source] for name in ("baseline", "transfer", "optimized")}
+    assert summary == {key: {name: ev[name]["test"][source] for name in MODELS}
                        for key, source in (("accuracy", "accuracy"), ("auc", "roc_auc"),
                                            ("balanced_accuracy", "balanced_accuracy"))}
     assert set(ev["mcnemar"]["baseline_vs_transfer"]) == {"p_value", "only_baseline_right", "only_transfer_right"}
     timing = _json(workspace, "metrics/timing.json")
-    assert all(timing[m]["inference_images_per_s"] > 0 for m in ("baseline", "transfer", "optimized"))
+    assert all(timing[m]["inference_images_per_s"] > 0 for m in MODELS)
     for png in ("training_history", "confusion_matrices", "roc", "calibration", "baseline/examples"):
         assert (workspace / f"plots/evaluate/{png}.png").is_file()
     report = (workspace / "metrics/report.md").read_text()
@@ -220,10 +213,10 @@ def _md5(path: Path) -> str:
 
 def test_training_is_deterministic(workspace):
     """base.deterministic: two fresh runs on the same inputs give identical metrics and model bytes."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     results = []
     for _ in range(2):
-        done = subprocess.run([sys.executable, str(REPO / "stages/train_baseline.py")], cwd=workspace, env=env,
+        done = subprocess.run([sys.executable, *stage_args("train_baseline")], cwd=workspace, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         results.append((_json(workspace, "metrics/train_baseline.json"),

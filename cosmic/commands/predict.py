@@ -26,6 +26,7 @@ from cosmic.cli import native_stderr_silenced, program_name
 from cosmic.data.imageops import Crop, ImageError, cut_resize, open_converted
 from cosmic.learning.modelio import MODEL_FIX, load_model
 from cosmic.params import CROPS
+from cosmic.registry import THRESHOLD
 from cosmic.evaluation.tta import predict_proba
 from cosmic.utils import OutputError, atomic_path
 
@@ -37,8 +38,6 @@ DECIMALS = 6
 _GALAXY_ID = re.compile(r"0|[1-9][0-9]*")
 
 
-# p(spiral) above which a galaxy is called spiral (cosmic.evaluation.metrics.THRESHOLD, not imported: it loads SciPy).
-THRESHOLD = 0.5
 
 
 class ModelFileError(ValueError):

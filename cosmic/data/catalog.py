@@ -15,7 +15,7 @@ import pandas as pd
 
 from cosmic.data import kaggle_format as kf
 from cosmic.data.imageops import ImageError, ImageTooLargeError, NotRGBError, open_rgb
-from cosmic.utils import follow_parent, progress
+from cosmic.utils import StageError, follow_parent, progress
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ MAX_ID = np.iinfo(np.int64).max
 DROP_COLUMNS = ["row", "GalaxyID", "reason", "detail"]
 
 
-class CatalogError(ValueError):
+class CatalogError(StageError, ValueError):
     """The solutions CSV or the filtered catalogue cannot be used at all."""
 
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from cosmic.data import kaggle_format as kf
 from cosmic import paths
-from cosmic.utils import progress, write_json
+from cosmic.utils import StageError, progress, write_json
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 IMAGE_DIR_ALIASES = (kf.IMAGES_DIR, "images_train_rev1")
 
 
-class FetchError(RuntimeError):
+class FetchError(StageError, RuntimeError):
     """The Kaggle files cannot be found, downloaded or unpacked."""
 
 

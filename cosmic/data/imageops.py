@@ -11,9 +11,10 @@ import numpy as np
 from PIL import Image
 
 from cosmic.data.kaggle_format import IMAGE_SIZE
+from cosmic.utils import StageError
 
 
-class ImageError(ValueError):
+class ImageError(StageError, ValueError):
     """An image file cannot be used: missing, truncated, not decodable or not RGB."""
 
 

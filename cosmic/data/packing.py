@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from cosmic.data.imageops import Crop, cut_resize, open_rgb
-from cosmic.utils import atomic_path, follow_parent, progress, reserve
+from cosmic.utils import StageError, atomic_path, follow_parent, progress, reserve
 
 IMAGES, LABELS, IDS = "images.npy", "labels.npy", "ids.npy"
 META = "meta.json"
 
 
-class StaleArraysError(ValueError):
+class StaleArraysError(StageError, ValueError):
     """The packed arrays were made with other preprocessing settings than the stage expects."""
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from cosmic.utils import StageError
 
-class SplitError(ValueError):
+
+class SplitError(StageError, ValueError):
     """The catalogue is too small or too unbalanced to split as asked."""
 
 

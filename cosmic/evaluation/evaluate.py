@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cosmic.evaluation import metrics as M
 from cosmic import paths
-from cosmic.evaluation import plots
-from cosmic.learning.modelio import load_model
 from cosmic.data.packing import Arrays
-from cosmic.params import Evaluate
+from cosmic.evaluation import metrics as M
+from cosmic.evaluation import plots
 from cosmic.evaluation.tta import predict_proba
+from cosmic.learning.modelio import load_model
+from cosmic.params import Evaluate
+from cosmic.registry import MODELS, THRESHOLD, by_name
 from cosmic.utils import read_json, write_json, writing
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def metric_block(y: np.ndarray, p: np.ndarray, class_names: tuple[str, str], set
         ValueError: on invalid labels/probabilities or settings (see `cosmic.evaluation.metrics`).
     """
     m = M.classification_metrics(y, p, class_names, n_bins=settings.calibration_bins)
-    low, high = M.bootstrap_ci(y, (np.asarray(p) > M.THRESHOLD).astype(int),
+    low, high = M.bootstrap_ci(y, (np.asarray(p) > THRESHOLD).astype(int),
                                n_resamples=settings.bootstrap_resamples, level=settings.ci_level, seed=settings.seed)
     m["accuracy_ci"] = {"low": low, "high": high, "level": settings.ci_level}
     return m
@@ -106,8 +107,8 @@ def pairwise_mcnemar(evals: list[ModelEval], labels: np.ndarray) -> dict[tuple[s
     """McNemar test between every pair of models on the same images ((name a, name b) -> result)."""
     out = {}
     for a, b in itertools.combinations(evals, 2):
-        correct_a = (a.p > M.THRESHOLD).astype(int) == labels
-        correct_b = (b.p > M.THRESHOLD).astype(int) == labels
+        correct_a = (a.p > THRESHOLD).astype(int) == labels
+        correct_b = (b.p > THRESHOLD).astype(int) == labels
         out[a.name, b.name] = M.mcnemar(correct_a, correct_b)
     return out
 
@@ -127,22 +128,22 @@ def inference_throughput(model, images: np.ndarray, batch_size: int, repeats: in
 
 def confusion_rows(labels: np.ndarray, p: np.ndarray, class_names: tuple[str, str]) -> list[dict]:
     """One {actual, predicted} row per image, for DVC's confusion template."""
-    pred = (p > M.THRESHOLD).astype(int)
+    pred = (p > THRESHOLD).astype(int)
     return [{"actual": class_names[a], "predicted": class_names[b]} for a, b in zip(labels.astype(int), pred)]
 
 
 def evaluate_saved_models(test: Arrays, class_names: tuple[str, str], p: Evaluate, seed: int) -> list[ModelEval]:
-    """Every model the training stages saved (`paths.MODEL_STAGES`), evaluated on `test`.
+    """Every model of `cosmic.registry.MODELS`, as its stage saved it, evaluated on `test`.
 
     Raises:
         FileNotFoundError: if a model or its stage's metrics file is missing.
     """
     settings = M.MetricSettings(p.bootstrap_resamples, p.ci_level, p.calibration_bins, seed)
     evals = []
-    for name, stage in paths.MODEL_STAGES.items():
-        model, record = load_model(paths.model_file(stage))
-        train_metrics, training = read_json(paths.stage_metrics(stage)), record.get("training", {})
-        ev = evaluate_model(name, model, test, class_names, tta=p.tta, batch_size=p.batch_size, settings=settings)
+    for entry in MODELS:
+        model, record = load_model(paths.model_file(entry.stage))
+        train_metrics, training = read_json(paths.stage_metrics(entry.stage)), record.get("training", {})
+        ev = evaluate_model(entry.name, model, test, class_names, tta=p.tta, batch_size=p.batch_size, settings=settings)
         ev.facts = {"n_params": train_metrics["n_params"], "model_bytes": train_metrics["model_bytes"],
                     "kept_epoch": train_metrics["kept_epoch"], "pretrained": training.get("pretrained"),
                     "weights_note": training.get("weights_note"), "recall_balance": training.get("recall_balance")}
@@ -189,6 +190,6 @@ def write_plots(evals: list[ModelEval], test: Arrays, class_names: tuple[str, st
     plots.plot_roc(rocs, {e.name: e.metrics["roc_auc"] for e in evals}, out_dir / "roc.png")
     plots.plot_calibration({e.name: M.calibration_curve(test.labels, e.p, p.calibration_bins) for e in evals},
                            out_dir / "calibration.png")
-    plots.plot_histories({e.name: plots.read_live_history(paths.training_log(paths.MODEL_STAGES[e.name]))
+    plots.plot_histories({e.name: plots.read_live_history(paths.training_log(by_name(e.name).stage))
                           for e in evals}, out_dir / "training_history.png",
                          kept_epochs={e.name: e.facts["kept_epoch"] for e in evals})

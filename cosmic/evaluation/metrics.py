@@ -27,8 +27,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-# A galaxy is called spiral when p(spiral) > THRESHOLD: the one decision threshold of the project.
-THRESHOLD = 0.5
+from cosmic.registry import THRESHOLD
+
 
 # Probabilities are clipped to [EPS, 1 - EPS] before taking logs so that a
 # single confident mistake gives a large but finite log loss instead of inf.

@@ -11,14 +11,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from cosmic.evaluation.metrics import THRESHOLD  # noqa: E402
-from cosmic.paths import MODEL_STAGES  # noqa: E402
+from cosmic.registry import MODELS, THRESHOLD  # noqa: E402
 from cosmic.utils import save_figure  # noqa: E402
 
 # One colour per model in every chart, in the order the pipeline trains them (Vega's tableau10
 # blue, orange, green). The templates in .dvc/plots/ list the same models and colours in the
 # same order (tests/test_plots_offline.py checks that they agree).
-MODEL_COLOURS = dict(zip(MODEL_STAGES, ("#4c78a8", "#f58518", "#54a24b")))
+MODEL_COLOURS = {m.name: m.colour for m in MODELS}
 
 
 def plot_trials(table: pd.DataFrame, objective: str, path: Path) -> None:

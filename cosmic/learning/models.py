@@ -7,6 +7,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from cosmic.learning.errors import TrainingError
+
 # Every builder's output layer: one sigmoid unit, p(spiral).
 OUTPUT_LAYER = "p_spiral"
 
@@ -47,10 +49,10 @@ def tuned_baseline(image_size: int, best: dict, source: Path, name: str = "optim
         source: the file `best` was read from, for the error message.
 
     Raises:
-        ValueError: naming `source` when it holds no builder arguments (written by an older tune).
+        TrainingError: naming `source` when it holds no builder arguments (written by an older tune).
     """
     if not isinstance(best.get("model"), dict) or "learning_rate" not in best:
-        raise ValueError(f"{source} has no 'model' builder arguments and 'learning_rate'; it was written by an "
+        raise TrainingError(f"{source} has no 'model' builder arguments and 'learning_rate'; it was written by an "
                          "older tune stage: re-run it (dvc repro tune)")
     return build_baseline(image_size, name=name, **best["model"]), float(best["learning_rate"])
 

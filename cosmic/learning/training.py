@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -21,24 +21,21 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from cosmic import paths
+from cosmic.data.imageops import crop_of
+from cosmic.data.packing import Arrays, load_splits
+from cosmic.learning import strategies
 from cosmic.learning.augment import stage_augment
 from cosmic.learning.datasets import BatchAugment, make_dataset
 from cosmic.learning.determinism import DETERMINISTIC_ENV, cpu_settings_applied
-from cosmic.data.imageops import crop_of
+from cosmic.learning.errors import TrainingError
 from cosmic.learning.modelio import preprocessing_record, save_model
 from cosmic.learning.models import OUTPUT_LAYER, unfreeze_top
-from cosmic.data.packing import Arrays, load_splits
+from cosmic.learning.strategies import Distribution
 from cosmic.params import Base, Fit
 from cosmic.utils import atomic_path, write_json
 
-if TYPE_CHECKING:  # distributed imports this module (TrainingError)
-    from cosmic.learning.distributed import Distribution
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(RuntimeError):
-    """Training diverged or cannot start."""
 
 
 def set_determinism(seed: int, deterministic: bool) -> None:
@@ -227,6 +224,35 @@ def load_train_val(base: Base) -> tuple[Arrays, Arrays]:
     """The train and val splits (never test) of data/processed, checked against `base`."""
     return load_splits(paths.PROCESSED_DIR, ("train", "val"), crop=crop_of(base.crop, base.crop_size, base.crop_factor),
                        image_size=base.image_size, class_names=base.class_names)
+
+
+def start(base: Base) -> Distribution:
+    """Prepare TensorFlow for a training stage: `base.strategy` first, then the seeds and op determinism.
+
+    The strategy comes first because MultiWorkerMirroredStrategy can only be created before any other
+    TensorFlow operation.
+    """
+    distribution = strategies.setup(base.strategy, base.mixed_precision)
+    set_determinism(base.seed, base.deterministic)
+    return distribution
+
+
+def train(stage: str, base: Base, p: Any, recipe: Callable[[Base, Any, Distribution], Any]) -> dict:
+    """Train one model stage: its recipe builds the model and its phases, `run_stage` does the rest.
+
+    Args:
+        stage: the model's stage (`cosmic.registry`), which names its outputs.
+        base: the validated `base` params.
+        p: the stage's own validated params, with `fit` (batch size, patience, augmentation...).
+        recipe: `cosmic.learning.recipes.<model>`, called with (base, p, distribution).
+
+    Returns:
+        The metrics written to metrics/<stage>.json.
+    """
+    distribution = start(base)
+    r = recipe(base, p, distribution)
+    return run_stage(stage, r.model, r.phases, base=base, fit_params=p.fit, distribution=distribution,
+                     record=r.record)
 
 
 def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base, fit_params: Fit,

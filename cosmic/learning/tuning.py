@@ -12,7 +12,7 @@ import keras_tuner as kt
 import pandas as pd
 from dvclive import Live
 
-from cosmic.learning.distributed import CHIEF, tuner_role
+from cosmic.learning.cluster import CHIEF, tuner_role
 from cosmic.learning.models import build_baseline
 from cosmic.params import SearchSpace
 from cosmic.learning.training import compile_model, ctrl_c_between_batches

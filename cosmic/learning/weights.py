@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 
 from cosmic import paths
+from cosmic.utils import StageError
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ KERAS_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-application
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
 
 
-class WeightsError(RuntimeError):
+class WeightsError(StageError, RuntimeError):
     """Pretrained weights were asked for and cannot be had."""
 
 

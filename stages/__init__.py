@@ -1,0 +1,46 @@
+"""The pipeline's stages, run by DVC as `python -m stages.<stage>` (model stages: `python -m stages.train <stage>`).
+
+Python imports this package before any stage module, so this is where the process is prepared for
+TensorFlow, which reads its CPU settings once, when it loads: `base.deterministic`, `base.threads`
+and `base.cpu_isa` go into the environment first. A tuner chief or worker (a child of the tune
+stage) also ties its life to the stage here, before TensorFlow's seconds-long import, so that none
+outlives a stage killed meanwhile.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from cosmic import params, workspace
+from cosmic.learning.determinism import apply_from_params
+from cosmic.utils import StageError, follow_parent, setup_logging
+
+follow_parent()
+apply_from_params()
+
+
+def run(stage: str, main: Callable[[params.StageParams], Any], *, also: tuple[type[Exception], ...] = (),
+        interrupted: str = "no output was half-written") -> None:
+    """Run a stage's `main` with its params as DVC expects: errors in one line, params.yaml as it ran.
+
+    Claims the workspace (one `dvc exp run` at a time), validates the params.yaml it claimed once
+    (`base` and the stage's own section), calls `main`, then checks that params.yaml still holds
+    what it ran with, since DVC records the file once the stage exits.
+
+    Args:
+        stage: the dvc.yaml stage, which is also its params section and its name in messages.
+        main: what the stage does, given its validated params.
+        also: further exception types reported in one line, besides `StageError`, `ParamError`
+            and `FileNotFoundError`.
+        interrupted: what a Ctrl-C leaves behind, for its one-line message.
+    """
+    try:
+        setup_logging(stage)
+        claim = workspace.claim()  # before anything is read or written
+        main(params.read(stage, text=claim.params))
+        claim.check()
+    except (StageError, params.ParamError, FileNotFoundError, *also) as e:
+        sys.exit(f"{stage}: {e}")
+    except KeyboardInterrupt:
+        sys.exit(f"{stage}: interrupted; {interrupted}, re-run the stage")

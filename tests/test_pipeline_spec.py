@@ -100,15 +100,14 @@ def registry_mismatches(dvc: dict) -> list[str]:
         spec = stages.get(m.stage)
         if spec is None:
             problems.append(f"no stage {m.stage}")
-            continue
         if not callable(getattr(recipes, m.name, None)):
             problems.append(f"no recipe cosmic.learning.recipes.{m.name}")
         if m.stage not in PARAMS:
             problems.append(f"no params.yaml section {m.stage}")
-        outs = {o if isinstance(o, str) else next(iter(o)) for o in spec["outs"]}
+        outs = {o if isinstance(o, str) else next(iter(o)) for o in (spec or {}).get("outs", [])}
         owned = {paths.model_file(m.stage).as_posix(), paths.training_log(m.stage).as_posix(),
                  paths.stage_metrics(m.stage).as_posix()}
-        problems += [f"{m.stage} does not write {o}" for o in sorted(owned - outs)]
+        problems += [f"{m.stage} does not write {o}" for o in sorted(owned - outs) if spec]
         problems += [f"evaluate does not depend on {o}" for o in sorted(owned - evaluate_deps)]
         if paths.stage_metrics(m.stage).as_posix() not in dvc["metrics"]:
             problems.append(f"metrics does not list {paths.stage_metrics(m.stage).as_posix()}")

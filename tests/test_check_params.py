@@ -62,3 +62,10 @@ def test_runs_without_tensorflow():
             "assert 'tensorflow' not in sys.modules")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_problem_is_followed_by_the_help_of_its_key(capsys):
+    assert check_params.main(["--params", str(PARAMS), "-S", "tune.space.dropout.step=0"]) == 1
+    err = capsys.readouterr().err
+    assert "'tune.space.dropout.step' is 0; expected a number in (0, 1]" in err
+    assert f"tune.space.dropout.step: {params.help_of('tune.space.dropout.step')}\n" in err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 
 import pytest
 import yaml
@@ -14,10 +16,7 @@ from cosmic.params import ParamError
 from tests.conftest import REPO
 
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())
-SECTIONS = {"base": params.base, "fetch": params.fetch, "filter": params.filter_, "split": params.split,
-            "preprocess": params.preprocess, "augment": params.albumentations, "train_baseline": params.train_baseline,
-            "train_transfer": params.train_transfer, "tune": params.tune,
-            "train_optimized": params.train_optimized, "evaluate": params.evaluate}
+SECTIONS = params.SECTIONS
 
 
 def test_committed_params_are_valid_and_complete():
@@ -258,3 +257,123 @@ def test_the_augment_section_is_read_only_by_stages_that_choose_albumentations()
     assert params.tune(raw).augmentation == params.Augmentation("basic", None)
     with pytest.raises(ParamError, match="'augment.flip_p' is 2"):
         params.train_optimized(raw)
+
+
+def test_schema_is_derived_from_the_dataclasses():
+    """Each section's keys are its dataclass fields' (nested dataclasses: nested mappings), not a hand-written list."""
+    assert list(params.SCHEMA) == list(params.SECTIONS)
+    assert set(params.SCHEMA["fetch"]["synthetic"]) == {f.name for f in dataclasses.fields(params.Synthetic)}
+    assert set(params.SCHEMA["evaluate"]) == {f.name for f in dataclasses.fields(params.Evaluate)}
+    assert set(params.SCHEMA["train_optimized"]) == {"epochs", "batch_size", "patience", "class_weight", "augment"}
+
+
+def _section_classes():
+    seen, todo = set(), [params.Base, params.Fetch, params.Filter, params.Split, params.Preprocess,
+                         params.Albumentations, params.TrainBaseline, params.TrainTransfer, params.Tune,
+                         params.TrainOptimized, params.Evaluate]
+    while todo:
+        cls = todo.pop()
+        seen.add(cls)
+        todo += [d.build for f in dataclasses.fields(cls) if isinstance(d := f.metadata[params.__name__], params._Mapping)
+                 and isinstance(d.build, type) and d.build not in seen]
+    return seen
+
+
+def test_every_key_has_help_and_no_field_has_a_dead_default():
+    assert all(declaration.help for declaration in params._DECLARED.values())
+    for key in ("base.domain_randomization.enabled", "tune.space.learning_rate.sampling", "train_baseline.augment"):
+        assert params.help_of(key)
+    assert params.help_of("tune.space.filters_block12") == params.help_of("tune.space.filters_block1")
+    assert params.help_of("tune.space.nope") is None
+    # Every key of the committed params.yaml must be there: a default would never run, so no field has one.
+    classes = _section_classes()
+    assert {params.CNN, params.Fit, params.SearchSpace, params.Synthetic, params.DomainRandomization} <= classes
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING, f"{cls}.{f.name}"
+
+
+@pytest.mark.parametrize(
+    "key, bad_type, bad_type_message, out_of_range, range_message",
+    [
+        ("train_baseline.epochs", 2.5, "an integer", 0, r"an integer in \[1, inf\]"),
+        ("base.threads", "2", "an integer", 1025, r"an integer in \[0, 1024\]"),
+        ("train_baseline.dropout", "x", "a finite number", 0.96, r"a number in \[0.0, 0.95\]"),
+        ("split.train", [0.5], "a finite number", 0.0, r"a number in \(0.0, 1.0\]"),
+        ("base.deterministic", 1, "true or false", None, None),
+        ("fetch.source", 1, "one of synthetic, kaggle", None, None),
+        ("train_transfer.weights", 3, "a non-empty string", "", "a non-empty string"),
+        ("train_baseline.filters", 32, r"a non-empty list of integers >= 1", [32, 0], r"a non-empty list of integers"),
+        ("augment.noise_std", 0.1, r"\[low, high\] with 0 <= low <= high <= 1", [0.5, 2], r"\[low, high\] with 0"),
+        ("fetch.synthetic.seed", "s", "an integer", -1, r"an integer in \[0, 2147483647\]"),
+        ("tune.space.dropout.step", None, "a finite number", 0, r"a number in \(0, 1\]"),
+        ("tune.space.learning_rate.sampling", 1, "one of log, linear", None, None),
+        ("tune.space.filters_block2", "16", "a non-empty list of integers >= 1", [], "a non-empty list"),
+        ("base.domain_randomization.zoom", 1, r"\[low, high\] with 0.5", [0.4, 1], r"\[low, high\] with 0.5"),
+    ],
+)
+def test_each_kind_names_the_full_key_and_what_it_expects(key, bad_type, bad_type_message, out_of_range,
+                                                          range_message):
+    section, rest = key.split(".", 1)
+    validate = params.SECTIONS[section]
+    raw = copy.deepcopy(RAW)
+    target = raw[section]
+    *parents, last = rest.split(".")
+    for p in parents:
+        target = target[p]
+    if not last.startswith("filters_block"):  # any number of those may be missing
+        del target[last]
+        with pytest.raises(ParamError, match=rf"^params.yaml: '{key}' is missing$") as missing:
+            validate(raw)
+        assert missing.value.key == key
+    for value, message in ((bad_type, bad_type_message), (out_of_range, range_message)):
+        if message is not None:
+            target[last] = value
+            with pytest.raises(ParamError, match=rf"^params.yaml: '{key}' is {re.escape(repr(value))}; "
+                                                 rf"expected {message}") as bad:
+                validate(raw)
+            assert bad.value.key == key
+
+
+def test_filters_blocks_are_ordered_by_their_number():
+    raw = copy.deepcopy(RAW)
+    space = raw["tune"]["space"]
+    space["filters_block10"], space["filters_block2"] = [10], [2]
+    space.update(filters_block1=[1], filters_block3=[3], filters_block4=[4])
+    params.check_keys(raw)
+    assert params.tune(raw).space.filters == ((1,), (2,), (3,), (4,), (10,))
+    raw["base"]["image_size"] = 8  # 3 halvings: the depth error lists the blocks in the same order
+    with pytest.raises(ParamError, match=r"\(filters_block1, filters_block2, filters_block3, filters_block4, "
+                                         r"filters_block10\) gives 5 conv blocks"):
+        params.tune(raw)
+
+
+def test_a_section_without_filters_blocks_is_named():
+    raw = copy.deepcopy(RAW)
+    raw["tune"]["space"] = {k: v for k, v in raw["tune"]["space"].items() if not k.startswith("filters_block")}
+    with pytest.raises(ParamError, match=r"'tune.space' needs at least one 'filters_block<N>' list"):
+        params.tune(raw)
+
+
+@pytest.mark.parametrize("stage", ["train_baseline", "tune", "fetch", "evaluate", "train_optimized"])
+def test_read_validates_base_once_and_the_stage_section(monkeypatch, stage):
+    calls = []
+    validate_base = params.base
+    monkeypatch.setattr(params, "base", lambda raw: calls.append(1) or validate_base(raw))
+    got = params.read(stage, REPO / "params.yaml")
+    assert calls == [1]
+    assert got == params.StageParams(validate_base(RAW), params.SECTIONS[stage](RAW))
+
+
+def test_read_of_a_stage_without_a_section_and_of_a_bad_file(tmp_path):
+    assert params.read("report", REPO / "params.yaml").own is None
+    raw = _with("base", "image_size", 8)  # 3 halvings: train_baseline's 3 blocks fit, tune's 7 do not
+    raw["tune"]["space"].update({f"filters_block{n}": [8] for n in range(4, 8)})
+    with pytest.raises(ParamError, match=r"7 conv blocks"):
+        params.read("tune", _write(tmp_path, yaml.safe_dump(raw)))
+    assert params.read("train_baseline", _write(tmp_path, yaml.safe_dump(raw))).own == params.train_baseline(raw)
+
+
+def test_filter_section_is_read_by_the_filter_stage():
+    assert params.read("filter", REPO / "params.yaml").own == params.filter_(RAW)
+    assert params.SECTIONS["filter"] is params.filter_ and params.SECTIONS["augment"] is params.albumentations

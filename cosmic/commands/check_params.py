@@ -3,14 +3,15 @@
 Usage: cosmic-check-params [--params FILE] [-S section.key=value ...]
 
 Every section is validated as its stage will validate it; each problem is printed on one line
-naming the key, its value and what was expected. Exit status: 0 valid, 1 invalid, 2 usage error.
+naming the key, its value and what was expected, then the key's help. Exit status: 0 valid, 1 invalid,
+2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,7 @@ from cosmic import params
 from cosmic.cli import program_name
 
 # Each section's validator: the same functions the stages call.
-VALIDATORS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "base": params.base, "fetch": params.fetch, "filter": params.filter_, "split": params.split,
-    "preprocess": params.preprocess, "augment": params.albumentations, "train_baseline": params.train_baseline,
-    "train_transfer": params.train_transfer, "tune": params.tune, "train_optimized": params.train_optimized,
-    "evaluate": params.evaluate,
-}
+VALIDATORS = params.SECTIONS
 
 
 def apply_override(raw: dict, assignment: str) -> None:
@@ -50,19 +46,19 @@ def apply_override(raw: dict, assignment: str) -> None:
     node[leaf] = value
 
 
-def problems(raw: Mapping[str, Any], path: Path | str) -> list[str]:
+def problems(raw: Mapping[str, Any], path: Path | str) -> list[params.ParamError]:
     """The first problem of every section, each once; empty when the params are valid."""
     try:
         params.check_keys(raw, path)
     except params.ParamError as e:
-        return [str(e)]
-    found = []
+        return [e]
+    found: list[params.ParamError] = []
     for validate in VALIDATORS.values():
         try:
             validate(raw)
         except params.ParamError as e:
-            if str(e) not in found:  # stages that read `base` too report its problem again
-                found.append(str(e))
+            if all(str(e) != str(f) for f in found):  # stages that read `base` too report its problem again
+                found.append(e)
     return found
 
 
@@ -81,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     found = problems(raw, args.params)
     what = f"{args.params}" + (f" with {len(args.overrides)} override(s)" if args.overrides else "")
-    for message in found:
-        print(f"error: {message}", file=sys.stderr)
+    for problem in found:
+        print(f"error: {problem}", file=sys.stderr)
+        if help_text := params.help_of(problem.key or ""):
+            print(f"       {problem.key}: {help_text}", file=sys.stderr)
     if found:
         print(f"{what}: {len(found)} problem(s)", file=sys.stderr)
         return 1

@@ -38,7 +38,7 @@ def run(stage: str, main: Callable[[params.StageParams], Any], *, also: tuple[ty
     try:
         setup_logging(stage)
         claim = workspace.claim()  # before anything is read or written
-        main(params.read(stage, text=claim.params))
+        main(params.read(stage, text=claim.params or None))  # exactly the params.yaml it claimed
         claim.check()
     except (StageError, params.ParamError, FileNotFoundError, *also) as e:
         sys.exit(f"{stage}: {e}")

@@ -182,15 +182,16 @@ def test_params_decide(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # a subprocess per stage, each importing TensorFlow (6-11 s)
-@pytest.mark.parametrize("stage", ["train_baseline", "train_transfer", "tune", "train_optimized", "evaluate"])
-def test_stage_scripts_apply_it_before_importing_tensorflow(stage):
-    """Importing a stage as `dvc repro` runs it applies the settings before TensorFlow loads, with no warning.
+@pytest.mark.parametrize("module", ["train", "tune", "evaluate"])
+def test_stage_scripts_apply_it_before_importing_tensorflow(module):
+    """Importing a stage module as `dvc repro` runs it applies the settings before TensorFlow loads, with no warning.
 
-    Some stages import TensorFlow only when they load a model, so the check imports it after the stage.
+    The `stages` package applies them when it loads, before the module's own imports; the check imports
+    TensorFlow after the module, since a stage may load it only with its model.
     """
     env = {k: v for k, v in os.environ.items() if k not in determinism.CPU_ENV_KEYS}
     env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    code = (f"import stages.{stage}\n"
+    code = (f"import stages.{module}\n"
             "import tensorflow\n"
             "from cosmic.learning.determinism import cpu_settings_applied\n"
             "assert cpu_settings_applied()\n")

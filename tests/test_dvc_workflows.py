@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cosmic import registry
 from tests.conftest import N_TINY, REPO, tiny_params
 
 pytestmark = pytest.mark.e2e
@@ -395,11 +396,11 @@ def test_exp_run_records_params_and_metrics(project):
         tb = _metric(rev, "metrics/train_baseline.json")
         assert tb["epochs_run"] == 2 and set(tb["val"]) >= {"loss", "accuracy", "auc"}, tb
         ev = _metric(rev, "metrics/evaluate.json")
-        for model in ("baseline", "transfer", "optimized"):
+        for model in registry.model_names():
             assert set(KEY_METRICS) <= set(ev[model]["test"]), (model, sorted(ev[model]["test"]))
             assert all(isinstance(v, (int, float)) for v in ev[model]["test"].values()), ev[model]["test"]
         summary = _metric(rev, "metrics/test.json")
-        assert summary["auc"] == {m: ev[m]["test"]["roc_auc"] for m in ("baseline", "transfer", "optimized")}
+        assert summary["auc"] == {m: ev[m]["test"]["roc_auc"] for m in registry.model_names()}
         # what `dvc exp show` lists first: the summary, then the other files in dvc.yaml's order
         assert list(rev["data"]["metrics"]) == SPEC["metrics"], list(rev["data"]["metrics"])
         assert _metric(base, "metrics/train_baseline.json")["epochs_run"] == 1

@@ -131,6 +131,11 @@ class Crop:
     fraction: float
     factor: float | None = None
 
+    @property
+    def mode(self) -> str:
+        """"adaptive" or "fixed", as `base.crop` and the records name it."""
+        return "fixed" if self.factor is None else "adaptive"
+
     def side(self, img: Image.Image) -> tuple[int, bool]:
         """Side in pixels of the square cut from the frame centre, and whether it was measured.
 

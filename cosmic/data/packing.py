@@ -92,7 +92,7 @@ _PARAM_OF = {"crop_fraction": "base.crop_size"}
 
 def crop_record(crop: Crop) -> dict:
     """How the arrays were cropped, as `write_meta` records it and `load_splits` checks it."""
-    return {"crop": "fixed" if crop.factor is None else "adaptive", "crop_fraction": crop.fraction,
+    return {"crop": crop.mode, "crop_fraction": crop.fraction,
             "crop_factor": crop.factor}
 
 

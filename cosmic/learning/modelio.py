@@ -25,7 +25,7 @@ _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 def preprocessing_record(crop: Crop, image_size: int, class_names: tuple[str, str]) -> dict:
     """What a saved model expects: its crop (adaptive or fixed, with the fixed fraction), input size, classes."""
     adaptive = {} if crop.factor is None else {"crop_factor": crop.factor}
-    return {"crop": "fixed" if crop.factor is None else "adaptive", **adaptive, "crop_fraction": crop.fraction,
+    return {"crop": crop.mode, **adaptive, "crop_fraction": crop.fraction,
             "image_size": image_size,
             "input_range": [0, 255], "class_names": list(class_names), "output": f"p({class_names[1]})"}
 

@@ -29,6 +29,7 @@ STAGES = ("fetch", "filter", "split", "preprocess", "train_baseline", "train_tra
 TRAINING = ("train_baseline", "train_transfer", "tune", "train_optimized")
 MODEL_STAGES = [m.stage for m in registry.MODELS]
 MODELS = registry.model_names()
+FACTOR = tiny_params()["base"]["crop_factor"]  # the adaptive crop of the repository's params.yaml
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_models_recall_both_validation_classes_equally(workspace):
     from cosmic.data.packing import load_splits
     from cosmic.learning.training import equal_recall_threshold
 
-    (val,) = load_splits(workspace / paths.PROCESSED_DIR, ("val",), crop=Crop(0.5, 6.0), image_size=32,
+    (val,) = load_splits(workspace / paths.PROCESSED_DIR, ("val",), crop=Crop(0.5, FACTOR), image_size=32,
                          class_names=("elliptical", "spiral"))
     report = (workspace / "metrics/report.md").read_text()
     for stage in MODEL_STAGES:
@@ -127,7 +128,7 @@ def test_models_recall_both_validation_classes_equally(workspace):
 
 def test_saved_models_record_their_preprocessing(workspace):
     pre = read_preprocessing(workspace / "models/train_baseline.keras")
-    assert (pre["crop"], pre["crop_factor"], pre["crop_fraction"]) == ("adaptive", 6.0, 0.5)
+    assert (pre["crop"], pre["crop_factor"], pre["crop_fraction"]) == ("adaptive", FACTOR, 0.5)
     assert pre["image_size"] == 32 and pre["class_names"] == ["elliptical", "spiral"]
     meta = json.loads((workspace / paths.PROCESSED_DIR / "meta.json").read_text())
     assert meta["crop"] == "adaptive" and set(meta["crop_fallbacks"]) == {"train", "val", "test"}

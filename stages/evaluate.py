@@ -18,7 +18,7 @@ log = logging.getLogger(STAGE)
 def main(p: params.StageParams) -> None:
     """Evaluate every registered model on the test split; write metrics, plots and the report."""
     base = p.base
-    (test,) = load_splits(paths.PROCESSED_DIR, ("test",), crop=crop_of(base.crop, base.crop_size, base.crop_factor),
+    (test,) = load_splits(paths.PROCESSED_DIR, ("test",), crop=crop_of(base),
                           image_size=base.image_size, class_names=base.class_names)
     evals = evaluate_saved_models(test, base.class_names, p.own, base.seed)
     tests = pairwise_mcnemar(evals, test.labels.astype(int))

@@ -17,7 +17,7 @@ def main(p: params.StageParams) -> None:
     """Pack each split's images, cut as `base.crop` says, into data/processed, with meta.json."""
     base = p.base
     shutil.rmtree(paths.PROCESSED_DIR, ignore_errors=True)
-    crop = crop_of(base.crop, base.crop_size, base.crop_factor)
+    crop = crop_of(base)
     counts, fallbacks = {}, {}
     for split in paths.SPLITS:
         manifest = pd.read_csv(paths.split_manifest(split))

@@ -116,10 +116,15 @@ def test_bad_crop_params_are_named(key, value, message):
 
 
 def test_crop_params_build_the_crop():
-    assert crop_of("fixed", 212, 4.5) == Crop(0.5)
-    assert crop_of("adaptive", 212, 4.5) == Crop(0.5, 4.5)
+    def base(crop, crop_size, crop_factor):
+        raw = params.load()
+        raw["base"].update(crop=crop, crop_size=crop_size, crop_factor=crop_factor)
+        return params.base(raw)
+
+    assert crop_of(base("fixed", 212, 4.5)) == Crop(0.5)
+    assert crop_of(base("adaptive", 212, 4.5)) == Crop(0.5, 4.5)
     with pytest.raises(ValueError, match=r"base.crop_size is 500; expected 1..424"):
-        crop_of("adaptive", 500, 4.5)
+        crop_of(base("adaptive", 500, 4.5))
 
 
 def test_predict_notes_an_adaptive_fallback_and_feeds_the_recorded_crop(tmp_path):

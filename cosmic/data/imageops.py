@@ -6,12 +6,16 @@ import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from cosmic.data.kaggle_format import IMAGE_SIZE
 from cosmic.utils import StageError
+
+if TYPE_CHECKING:
+    from cosmic.params import Base
 
 
 class ImageError(StageError, ValueError):
@@ -153,13 +157,13 @@ class Crop:
         return int(min(min(w, h), max(1, round(self.factor * radius)))), True
 
 
-def crop_of(crop: str, crop_size: int, crop_factor: float) -> Crop:
-    """The `Crop` that the `base` params crop, crop_size and crop_factor describe.
+def crop_of(base: Base) -> Crop:
+    """The `Crop` that `base.crop`, `base.crop_size` and `base.crop_factor` describe.
 
     Raises:
         ValueError: naming `base.crop_size` when the crop is larger than the frame.
     """
-    return Crop(crop_fraction(crop_size), crop_factor if crop == "adaptive" else None)
+    return Crop(crop_fraction(base.crop_size), base.crop_factor if base.crop == "adaptive" else None)
 
 
 @functools.lru_cache(maxsize=8)

@@ -222,7 +222,7 @@ def model_summary(model: keras.Model, path: Path) -> dict:
 
 def load_train_val(base: Base) -> tuple[Arrays, Arrays]:
     """The train and val splits (never test) of data/processed, checked against `base`."""
-    return load_splits(paths.PROCESSED_DIR, ("train", "val"), crop=crop_of(base.crop, base.crop_size, base.crop_factor),
+    return load_splits(paths.PROCESSED_DIR, ("train", "val"), crop=crop_of(base),
                        image_size=base.image_size, class_names=base.class_names)
 
 
@@ -290,7 +290,7 @@ def run_stage(stage: str, model: keras.Model, phases: list[Phase], *, base: Base
         training = {"stage": stage, "phases": result["phases"], "recall_balance": result.get("recall_balance"),
                     **(record or {})}
         save_model(model, model_path,
-                   {**preprocessing_record(crop_of(base.crop, base.crop_size, base.crop_factor), base.image_size,
+                   {**preprocessing_record(crop_of(base), base.image_size,
                                              base.class_names), "training": training})
         metrics = {"val": result["val"], "epochs_run": result["epochs_run"], "kept_epoch": result["kept_epoch"],
                    "epochs_run_by_phase": {name: ph["epochs_run"] for name, ph in result["phases"].items()},

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -161,6 +164,17 @@ def test_latin1_params_file_is_a_param_error(tmp_path):
     path.write_bytes("base:\n  class_names: [elliptique, spirale\xe9]\n".encode("latin-1"))
     with pytest.raises(ParamError, match="not UTF-8"):
         params.load(path)
+
+
+def test_a_stage_names_a_latin1_params_file_in_one_line(tmp_path):
+    # The stage reads params.yaml first in its workspace claim, before the params are validated.
+    (tmp_path / "params.yaml").write_bytes("base:\n  seed: 42  # caf\xe9\n".encode("latin-1"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-m", "stages.fetch"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "fetch: params.yaml: not UTF-8 text (byte 23: b'\\xe9'); save it as UTF-8" in run.stderr.splitlines()
 
 
 def test_filters_deeper_than_the_image_allows_are_rejected():

@@ -73,11 +73,7 @@ def load(path: Path | str = PARAMS_FILE, text: str | None = None) -> dict:
     if text is None and not path.is_file():
         raise ParamError(f"{path}: params file not found (run from the repository root)")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8") if text is None else text,
-                        Loader=_Loader)  # noqa: S506  (a SafeLoader)
-    except UnicodeDecodeError as e:
-        raise ParamError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
-                         "save it as UTF-8") from None
+        raw = yaml.load(read_text(path) if text is None else text, Loader=_Loader)  # noqa: S506  (a SafeLoader)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -87,6 +83,19 @@ def load(path: Path | str = PARAMS_FILE, text: str | None = None) -> dict:
         raise ParamError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     check_keys(raw, path)
     return raw
+
+
+def read_text(path: Path | str = PARAMS_FILE) -> str:
+    """The text of a params file.
+
+    Raises:
+        ParamError: naming the first byte that is not UTF-8.
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ParamError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                         "save it as UTF-8") from None
 
 
 def check_keys(raw: Mapping[str, Any], path: Path | str = PARAMS_FILE) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from cosmic.params import PARAMS_FILE, load
+from cosmic.params import PARAMS_FILE, read_text
 from cosmic.utils import StageError
 
 # DVC's record of the `dvc exp run` in the workspace (dvc.repo.experiments.queue.workspace, DVC 3).
@@ -101,13 +101,7 @@ def _read_params() -> str:
     Raises:
         ParamError: naming the first byte that is not UTF-8.
     """
-    if not PARAMS.is_file():
-        return ""
-    try:
-        return PARAMS.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        load(PARAMS)  # raises the ParamError that names the byte
-        raise
+    return read_text(PARAMS) if PARAMS.is_file() else ""
 
 
 def _read(path: Path) -> dict | None:

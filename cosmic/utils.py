@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import errno
 import json
@@ -23,12 +22,9 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
-def setup_logging(stage: str | None = None, level: int = logging.INFO) -> None:
-    """Log to stderr in the format of every stage; with `stage`, a stage process also logs its run time at exit."""
+def setup_logging(level: int = logging.INFO) -> None:
+    """Log to stderr in the format of every stage."""
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    if stage is not None and Path(sys.argv[0]).parent.name == "stages":  # not a main() called in-process
-        start = time.monotonic()
-        atexit.register(lambda: logging.getLogger(stage).info("%s ran for %.1f s", stage, time.monotonic() - start))
 
 
 def progress(items: Iterable[T], *, desc: str, total: int | None = None, unit: str = "img") -> Iterable[T]:

@@ -9,7 +9,9 @@ outlives a stage killed meanwhile.
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from typing import Any, Callable
 
 from cosmic import params, workspace
@@ -26,7 +28,8 @@ def run(stage: str, main: Callable[[params.StageParams], Any], *, also: tuple[ty
 
     Claims the workspace (one `dvc exp run` at a time), validates the params.yaml it claimed once
     (`base` and the stage's own section), calls `main`, then checks that params.yaml still holds
-    what it ran with, since DVC records the file once the stage exits.
+    what it ran with, since DVC records the file once the stage exits. Only a stage that succeeded
+    logs its run time (`<stage> ran for N s`).
 
     Args:
         stage: the dvc.yaml stage, which is also its params section and its name in messages.
@@ -35,8 +38,9 @@ def run(stage: str, main: Callable[[params.StageParams], Any], *, also: tuple[ty
             and `FileNotFoundError`.
         interrupted: what a Ctrl-C leaves behind, for its one-line message.
     """
+    start = time.monotonic()
     try:
-        setup_logging(stage)
+        setup_logging()
         claim = workspace.claim()  # before anything is read or written
         main(params.read(stage, text=claim.params or None))  # exactly the params.yaml it claimed
         claim.check()
@@ -44,3 +48,4 @@ def run(stage: str, main: Callable[[params.StageParams], Any], *, also: tuple[ty
         sys.exit(f"{stage}: {e}")
     except KeyboardInterrupt:
         sys.exit(f"{stage}: interrupted; {interrupted}, re-run the stage")
+    logging.getLogger(stage).info("%s ran for %.1f s", stage, time.monotonic() - start)

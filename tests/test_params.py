@@ -175,6 +175,7 @@ def test_a_stage_names_a_latin1_params_file_in_one_line(tmp_path):
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
     assert "fetch: params.yaml: not UTF-8 text (byte 23: b'\\xe9'); save it as UTF-8" in run.stderr.splitlines()
+    assert "ran for" not in run.stderr  # a failed stage logs no run time
 
 
 def test_filters_deeper_than_the_image_allows_are_rejected():

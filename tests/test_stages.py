@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -220,6 +221,7 @@ def test_training_is_deterministic(workspace):
         done = subprocess.run([sys.executable, *stage_args("train_baseline")], cwd=workspace, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
+        assert re.search(r" train_baseline ran for [0-9]+\.[0-9] s$", done.stderr, re.MULTILINE)
         results.append((_json(workspace, "metrics/train_baseline.json"),
                         _md5(workspace / "models/train_baseline.keras")))
     assert results[0] == results[1]

@@ -41,6 +41,26 @@ def test_transfer_resizes_and_scales_inside_the_model():
     assert not base.trainable and not any(w.trainable for w in base.weights)
 
 
+def test_per_image_scaling_ignores_the_brightness_and_contrast_of_a_rendering():
+    # A survey's sky level, exposure and linear stretch change every pixel as a * v + b.
+    model, _ = build_transfer(32, input_size=32, alpha=0.35, freeze_base=False, scaling="per_image")
+    images = np.random.default_rng(0).uniform(60, 200, (4, 32, 32, 3)).astype(np.float32)
+    seen = keras.Model(model.input, model.get_layer("standardize").output)  # what MobileNetV2 sees
+    standardized = np.asarray(seen(images))
+    assert np.allclose(standardized.mean(axis=(1, 2, 3)), 0, atol=1e-5)
+    assert np.allclose(standardized.std(axis=(1, 2, 3)), 1, atol=1e-3)
+    # Equal but for the floor of one grey level under the standard deviation (0.2 % here).
+    assert np.allclose(np.asarray(seen(0.4 * images + 30)), standardized, rtol=0.01, atol=0.01)
+    assert not np.allclose(standardized[0], standardized[1], atol=0.1)  # it still tells images apart
+    imagenet, _ = build_transfer(32, input_size=32, alpha=0.35, freeze_base=False)
+    assert "standardize" not in [la.name for la in imagenet.layers]
+
+
+def test_an_unknown_input_scaling_is_named():
+    with pytest.raises(ValueError, match=r"scaling is 'zscore'; expected one of imagenet, per_image"):
+        build_transfer(32, input_size=32, alpha=0.35, scaling="zscore")
+
+
 def test_unfreeze_top_keeps_batchnorm_frozen():
     _, base = build_transfer(32, input_size=32, alpha=0.35)
     n = unfreeze_top(base, 20)

@@ -69,9 +69,15 @@ def output_dtype() -> str | None:
 
 SCRATCH_BN_MOMENTUM = 0.9
 
+# The input scalings of `build_transfer`.
+INPUT_SCALINGS = ("imagenet", "per_image")
+
+# Per-image standardisation divides by sqrt(variance + this): at least one grey level (2/255 in [-1, 1]).
+_ONE_GREY_LEVEL_VARIANCE = (2.0 / 255.0) ** 2
+
 
 def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dropout: float = 0.2,
-                   weights: str | Path | None = None, freeze_base: bool = True,
+                   weights: str | Path | None = None, freeze_base: bool = True, scaling: str = "imagenet",
                    name: str = "transfer_mobilenetv2") -> tuple[keras.Model, keras.Model]:
     """MobileNetV2 (no top) + GlobalAveragePooling + Dropout + Dense.
 
@@ -87,11 +93,20 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
             (see `cosmic.learning.weights.resolve_mobilenet_weights`).
         freeze_base: freeze the base and run its BatchNorm in inference mode (pretrained
             features); False trains every layer, BatchNorm included (training from scratch).
+        scaling: "imagenet", the [-1, 1] scaling ImageNet weights were trained with, or
+            "per_image", which then standardises each image to mean 0 and standard deviation 1
+            over its pixels and channels, so that the sky level, exposure and contrast of a
+            survey's rendering do not reach the network.
         name: model name.
+
+    Raises:
+        ValueError: if `scaling` is not one of INPUT_SCALINGS.
 
     Returns:
         (model, base): the uncompiled model and its MobileNetV2 base, for fine-tuning.
     """
+    if scaling not in INPUT_SCALINGS:
+        raise ValueError(f"scaling is {scaling!r}; expected one of {', '.join(INPUT_SCALINGS)}")
     base = keras.applications.MobileNetV2(input_shape=(input_size, input_size, 3), alpha=alpha,
                                           include_top=False, weights=None if weights is None else str(weights))
     base.trainable = not freeze_base
@@ -106,6 +121,10 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
     if input_size != image_size:
         x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(x)
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenet_preprocess")(x)
+    if scaling == "per_image":
+        # A LayerNormalization without weights is exactly that, and needs no custom object to load.
+        x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, epsilon=_ONE_GREY_LEVEL_VARIANCE,
+                                      name="standardize")(x)
     # training=False keeps pretrained BatchNorm statistics even when the top is unfrozen.
     x = base(x, training=False if freeze_base else None)
     x = layers.GlobalAveragePooling2D(name="gap")(x)

@@ -45,12 +45,13 @@ def baseline(base: Base, p: TrainBaseline, dist: Distribution) -> Recipe:
 def transfer(base: Base, p: TrainTransfer, dist: Distribution) -> Recipe:
     """MobileNetV2: head training, then fine-tuning of its top layers (one phase from scratch without weights)."""
     weights = resolve_mobilenet_weights(p.weights, p.alpha, p.input_size, p.on_missing_weights)
+    scaling = p.input_scaling if p.input_scaling != "auto" else "imagenet" if weights.pretrained else "per_image"
     with dist.scope():
         model, backbone = build_transfer(base.image_size, p.input_size, p.alpha, p.dropout, weights.path,
-                                         freeze_base=weights.pretrained)
+                                         freeze_base=weights.pretrained, scaling=scaling)
     phases = transfer_schedule(backbone, weights.pretrained, p.head_epochs, p.learning_rate, p.fine_tune_epochs,
                                p.fine_tune_lr, p.fine_tune_layers)
-    return Recipe(model, phases, {**weights.as_record(), "input_size": p.input_size,
+    return Recipe(model, phases, {**weights.as_record(), "input_size": p.input_size, "input_scaling": scaling,
                                   "schedule": "head + fine_tune" if weights.pretrained else "scratch"})
 
 

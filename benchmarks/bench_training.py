@@ -75,8 +75,11 @@ def main() -> None:
                                                tb.cnn.dense_units, tb.cnn.dropout),
             "transfer (head, pretrained)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha,
                                                                   tt.dropout)[0],
+            # From random weights, input_scaling auto standardises each image; ImageNet's scaling beside it.
             "transfer (scratch)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha, tt.dropout,
-                                                         freeze_base=False)[0],
+                                                         freeze_base=False, scaling="per_image")[0],
+            "transfer (scratch, imagenet scaling)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha,
+                                                                           tt.dropout, freeze_base=False)[0],
         }
         for name, build in builders.items():
             for aug_name, aug in (("none", None), ("basic", basic_augment), ("albumentations", alb)):

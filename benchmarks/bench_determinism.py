@@ -95,7 +95,8 @@ def build(arch: str, image_size: int):
         return build_baseline(image_size, c.filters, c.kernel_size, c.dense_units, c.dropout)
     if arch == "transfer":
         t = params.train_transfer(raw)
-        return build_transfer(image_size, t.input_size, t.alpha, t.dropout, freeze_base=False)[0]
+        scaling = "per_image" if t.input_scaling == "auto" else t.input_scaling  # auto, from random weights
+        return build_transfer(image_size, t.input_size, t.alpha, t.dropout, freeze_base=False, scaling=scaling)[0]
     return build_baseline(image_size, name="optimized_cnn", **_tuned_args())
 
 

@@ -87,7 +87,7 @@ def _tuned_args() -> dict:
 def build(arch: str, image_size: int):
     """The model a training stage trains, as in params.yaml (transfer: from scratch, as when offline)."""
     from cosmic import params
-    from cosmic.learning.models import build_baseline, build_transfer
+    from cosmic.learning.models import build_baseline, build_transfer, resolve_scaling
 
     raw = params.load(REPO / "params.yaml")
     if arch == "baseline":
@@ -95,8 +95,8 @@ def build(arch: str, image_size: int):
         return build_baseline(image_size, c.filters, c.kernel_size, c.dense_units, c.dropout)
     if arch == "transfer":
         t = params.train_transfer(raw)
-        scaling = "per_image" if t.input_scaling == "auto" else t.input_scaling  # auto, from random weights
-        return build_transfer(image_size, t.input_size, t.alpha, t.dropout, freeze_base=False, scaling=scaling)[0]
+        return build_transfer(image_size, t.input_size, t.alpha, t.dropout, freeze_base=False,
+                              scaling=resolve_scaling(t.input_scaling, pretrained=False))[0]
     return build_baseline(image_size, name="optimized_cnn", **_tuned_args())
 
 

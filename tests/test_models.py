@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cosmic import params
-from cosmic.learning.models import build_baseline, build_transfer, tuned_baseline, unfreeze_top
+from cosmic.learning.models import build_baseline, build_transfer, resolve_scaling, tuned_baseline, unfreeze_top
 from cosmic.learning.tuning import HyperModel
 from cosmic.learning.errors import TrainingError
 from tests.test_params import RAW
@@ -59,6 +59,13 @@ def test_per_image_scaling_ignores_the_brightness_and_contrast_of_a_rendering():
 def test_an_unknown_input_scaling_is_named():
     with pytest.raises(ValueError, match=r"scaling is 'zscore'; expected one of imagenet, per_image"):
         build_transfer(32, input_size=32, alpha=0.35, scaling="zscore")
+
+
+def test_auto_scaling_follows_the_weights_and_an_explicit_one_is_kept():
+    assert resolve_scaling("auto", pretrained=True) == "imagenet"
+    assert resolve_scaling("auto", pretrained=False) == "per_image"
+    assert resolve_scaling("imagenet", pretrained=False) == "imagenet"
+    assert resolve_scaling("per_image", pretrained=True) == "per_image"
 
 
 def test_unfreeze_top_keeps_batchnorm_frozen():

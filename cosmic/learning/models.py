@@ -72,6 +72,23 @@ SCRATCH_BN_MOMENTUM = 0.9
 # The input scalings of `build_transfer`.
 INPUT_SCALINGS = ("imagenet", "per_image")
 
+
+def resolve_scaling(spec: str, pretrained: bool) -> str:
+    """The input scaling of `build_transfer` for `train_transfer.input_scaling` (auto: by the weights).
+
+    Args:
+        spec: "auto", or one of INPUT_SCALINGS.
+        pretrained: whether the backbone starts from trained (ImageNet) weights.
+
+    Returns:
+        `spec` itself, or for "auto" the [-1, 1] scaling pretrained weights were trained with and
+        per-image standardisation from random weights.
+    """
+    if spec != "auto":
+        return spec
+    return "imagenet" if pretrained else "per_image"
+
+
 # Per-image standardisation divides by sqrt(variance + this): at least one grey level (2/255 in [-1, 1]).
 _ONE_GREY_LEVEL_VARIANCE = (2.0 / 255.0) ** 2
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 import keras
 
 from cosmic import paths
-from cosmic.learning.models import build_baseline, build_transfer, tuned_baseline
+from cosmic.learning.models import build_baseline, build_transfer, resolve_scaling, tuned_baseline
 from cosmic.learning.strategies import Distribution
 from cosmic.learning.training import Phase, transfer_schedule
 from cosmic.learning.weights import resolve_mobilenet_weights
@@ -45,7 +45,7 @@ def baseline(base: Base, p: TrainBaseline, dist: Distribution) -> Recipe:
 def transfer(base: Base, p: TrainTransfer, dist: Distribution) -> Recipe:
     """MobileNetV2: head training, then fine-tuning of its top layers (one phase from scratch without weights)."""
     weights = resolve_mobilenet_weights(p.weights, p.alpha, p.input_size, p.on_missing_weights)
-    scaling = p.input_scaling if p.input_scaling != "auto" else "imagenet" if weights.pretrained else "per_image"
+    scaling = resolve_scaling(p.input_scaling, weights.pretrained)
     with dist.scope():
         model, backbone = build_transfer(base.image_size, p.input_size, p.alpha, p.dropout, weights.path,
                                          freeze_base=weights.pretrained, scaling=scaling)

@@ -10,6 +10,7 @@ outlives a stage killed meanwhile.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any, Callable
@@ -18,6 +19,10 @@ from cosmic import params, workspace
 from cosmic.learning.determinism import apply_from_params
 from cosmic.utils import StageError, follow_parent, setup_logging
 
+# TensorFlow's C++ warnings drown a stage's log: one 1,000-character "Error in PredictCost()" line per
+# epoch for the domain randomisation's crop_and_resize, harmless (tensorflow/tensorflow#56904). Its
+# errors still show; TF_CPP_MIN_LOG_LEVEL=0 in the shell brings the warnings back.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 follow_parent()
 apply_from_params()
 

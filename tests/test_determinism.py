@@ -201,6 +201,18 @@ def test_stage_scripts_apply_it_before_importing_tensorflow(module):
     assert done.returncode == 0 and "imported before" not in done.stderr, done.stderr[-3000:]
 
 
+@pytest.mark.parametrize("shell, expected", [(None, "2"), ("0", "0")])
+def test_stages_quiet_tensorflows_cpp_warnings_unless_the_shell_asks_for_them(shell, expected):
+    """A stage's log is not flooded by TensorFlow's per-epoch C++ warnings; the user's own setting wins."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(PYTHONPATH=str(REPO), **({"TF_CPP_MIN_LOG_LEVEL": shell} if shell is not None else {}))
+    code = "import os, stages\nprint(os.environ['TF_CPP_MIN_LOG_LEVEL'])\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == expected
+
+
 THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 

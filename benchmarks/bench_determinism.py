@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/bench_determinism.py compare [--archs ...] [--steps 5] [--groups ...] [--as zen3 skylake zen5]
-  python benchmarks/bench_determinism.py speed [--n 640] [--epochs 2] [--repeats 3]
+  python benchmarks/bench_determinism.py speed [--n 640] [--epochs 2] [--repeats 3] [--batch-size B]
 
 `compare` runs each model, built with the same seed on the same tiny fixed batch, in one
 subprocess per CPU setting (oneDNN's ISA cap, oneDNN on/off, thread counts) and, with `--as`,
@@ -14,7 +14,8 @@ and its op type, and the largest differences.
 `speed` times model.fit on random images under TensorFlow's default, TensorFlow with its oneDNN
 ops forced on (its default on CPUs with AVX-512 VNNI/BF16 or AMX), and `base.deterministic` with
 each `base.cpu_isa`, one subprocess per measurement, alternating the settings and repeating,
-since other jobs on a shared CPU make single timings noisy.
+since other jobs on a shared CPU make single timings noisy. Each model trains with the batch size
+of its stage in params.yaml unless `--batch-size` sets one for all.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 from machine import cpu_description  # noqa: E402
 import othercpu  # noqa: E402
+from cosmic.commands.predict import positive_int  # noqa: E402
 from cosmic.learning.determinism import CPU_ENV_KEYS, deterministic_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +100,16 @@ def build(arch: str, image_size: int):
         return build_transfer(image_size, t.input_size, t.alpha, t.dropout, freeze_base=False,
                               scaling=resolve_scaling(t.input_scaling, pretrained=False))[0]
     return build_baseline(image_size, name="optimized_cnn", **_tuned_args())
+
+
+def stage_batch_size(arch: str) -> int:
+    """The batch size the model's training stage uses (params.yaml)."""
+    from cosmic import params
+
+    raw = params.load(REPO / "params.yaml")
+    stage = {"baseline": params.train_baseline, "transfer": params.train_transfer,
+             "optimized": params.train_optimized}[arch]
+    return stage(raw).fit.batch_size
 
 
 def _layer_outputs(model, x) -> list[tuple[str, str, np.ndarray]]:
@@ -236,7 +248,7 @@ SPEED_SETTINGS = (
 )
 
 
-def timed_fit(arch: str, op_determinism: bool, n: int, epochs: int, out: Path) -> None:
+def timed_fit(arch: str, op_determinism: bool, n: int, epochs: int, batch: int, out: Path) -> None:
     """Child process: images/s of model.fit, median of `epochs` epochs after a warm-up epoch."""
     import keras
     import tensorflow as tf
@@ -249,7 +261,7 @@ def timed_fit(arch: str, op_determinism: bool, n: int, epochs: int, out: Path) -
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n, 64, 64, 3)).astype(np.float32)
     y = rng.integers(0, 2, n).astype(np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(64).prefetch(2)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).prefetch(2)
     model = build(arch, 64)
     compile_model(model, 1e-3)
     model.fit(ds, epochs=1, verbose=0)
@@ -262,16 +274,18 @@ def timed_fit(arch: str, op_determinism: bool, n: int, epochs: int, out: Path) -
     out.write_text(json.dumps({"wall": float(np.median(wall)), "cpu": float(np.median(cpu))}))
 
 
-def speed(archs: list[str], n: int, epochs: int, repeats: int) -> None:
+def speed(archs: list[str], n: int, epochs: int, repeats: int, batch_size: int | None = None) -> None:
+    batches = {arch: batch_size or stage_batch_size(arch) for arch in archs}
     rates: dict[tuple[str, str], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "rate.json"
         for _ in range(repeats):
             for arch in archs:
                 for name, env, det in SPEED_SETTINGS:
-                    _run_child(["_fit", arch, str(int(det)), str(n), str(epochs), str(out)], env)
+                    _run_child(["_fit", arch, str(int(det)), str(n), str(epochs), str(batches[arch]), str(out)], env)
                     rates.setdefault((arch, name), []).append(json.loads(out.read_text()))
-    print(f"CPU: {cpu_description()}; training throughput (64x64 input, batch 64, {n} random images, median of "
+    sizes = ", ".join(f"{arch} {b}" for arch, b in batches.items())
+    print(f"CPU: {cpu_description()}; training throughput (64x64 input, batch {sizes}; {n} random images, median of "
           f"{epochs} epochs per run, median of {repeats} alternating runs per setting). images/s: wall clock; "
           "cpu: images per second of CPU time of the process, steadier on a shared CPU. Cost: against TensorFlow's "
           "default here / against TensorFlow with its oneDNN ops on (its default on AVX-512 VNNI/BF16 and AMX CPUs)")
@@ -293,8 +307,8 @@ def main() -> None:
         arch, out, steps = sys.argv[2:5]
         return probe(arch, Path(out), int(steps))
     if len(sys.argv) > 1 and sys.argv[1] == "_fit":
-        arch, det, n, epochs, out = sys.argv[2:7]
-        return timed_fit(arch, det == "1", int(n), int(epochs), Path(out))
+        arch, det, n, epochs, batch, out = sys.argv[2:8]
+        return timed_fit(arch, det == "1", int(n), int(epochs), int(batch), Path(out))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="find where results differ between CPU settings and CPUs")
@@ -309,6 +323,8 @@ def main() -> None:
     s.add_argument("--n", type=int, default=640)
     s.add_argument("--epochs", type=int, default=2)
     s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--batch-size", type=positive_int, default=None,
+                   help="one batch size for every model (default: each training stage's, from params.yaml)")
     args = ap.parse_args()
     if args.command == "compare":
         for other in args.others:
@@ -317,7 +333,7 @@ def main() -> None:
                 ap.error(f"--as {other}: {why}")
         compare(args.archs, args.steps, args.groups, args.others)
     else:
-        speed(args.archs, args.n, args.epochs, args.repeats)
+        speed(args.archs, args.n, args.epochs, args.repeats, args.batch_size)
 
 
 if __name__ == "__main__":

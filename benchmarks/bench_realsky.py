@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {failure['error']}", file=sys.stderr)
     first = next(iter(results.values()))
     n_images = sum(first["n_per_class"].values())
-    header = (f"Trained on {args.trained_on}, tested on real SDSS galaxies ({args.real}, {n_images} images); "
+    header = (f"Trained on {args.trained_on}, tested on real SDSS galaxies "
+              f"({args.real.resolve().name}, {n_images} images); "
               f"CPU: {cpu_description()}")
     text = markdown(header, [table_row(name, r) for name, r in results.items()])
     sys.stdout.write(text)

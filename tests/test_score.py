@@ -250,7 +250,7 @@ def test_bench_realsky_prints_one_row_per_model(master_dir, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["--real", str(master_dir), "--models", str(models), "--output", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"Trained on synthetic data, tested on real SDSS galaxies ({master_dir}, "
+    assert lines[0].startswith(f"Trained on synthetic data, tested on real SDSS galaxies ({master_dir.name}, "
                                f"{2 * N_PER_CLASS} images); CPU: ")
     rows = [line for line in lines[2:] if line.startswith("|")]
     assert rows[0].startswith("| model | n | accuracy % (95% CI) |") and "TTA×8 spiral recall" in rows[0]

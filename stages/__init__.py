@@ -19,7 +19,7 @@ from cosmic import params, workspace
 from cosmic.learning.determinism import apply_from_params
 from cosmic.utils import StageError, follow_parent, setup_logging
 
-# TensorFlow's C++ warnings drown a stage's log: one 1,000-character "Error in PredictCost()" line per
+# TensorFlow's C++ warnings drown a stage's log: two 1,000-character "Error in PredictCost()" lines per
 # epoch for the domain randomisation's crop_and_resize, harmless (tensorflow/tensorflow#56904). Its
 # errors still show; TF_CPP_MIN_LOG_LEVEL=0 in the shell brings the warnings back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

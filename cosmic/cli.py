@@ -30,3 +30,16 @@ def native_stderr_silenced():
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow without the banners its C++ code prints while loading.
+
+    Sets TF_CPP_MIN_LOG_LEVEL to 2 (warnings off, errors shown) unless the shell sets it. The
+    banners (the oneDNN notice, "All log messages before absl::InitializeLog()") are silenced while
+    TensorFlow loads unless that level is 0, so `TF_CPP_MIN_LOG_LEVEL=0` brings everything back.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    silenced = native_stderr_silenced() if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0" else contextlib.nullcontext()
+    with silenced:
+        import tensorflow  # noqa: F401

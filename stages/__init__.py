@@ -2,7 +2,8 @@
 
 Python imports this package before any stage module, so this is where the process is prepared for
 TensorFlow, which reads its CPU settings once, when it loads: `base.deterministic`, `base.threads`
-and `base.cpu_isa` go into the environment first. A tuner chief or worker (a child of the tune
+and `base.cpu_isa` go into the environment first, then the stages that use TensorFlow load it without
+its import banners. A tuner chief or worker (a child of the tune
 stage) also ties its life to the stage here, before TensorFlow's seconds-long import, so that none
 outlives a stage killed meanwhile.
 """
@@ -16,8 +17,20 @@ import time
 from typing import Any, Callable
 
 from cosmic import params, workspace
+from cosmic.cli import import_tensorflow_quietly
 from cosmic.learning.determinism import apply_from_params
 from cosmic.utils import StageError, follow_parent, setup_logging
+
+# The stages that load TensorFlow, as `python -m` runs them (tune also as its chief and workers).
+TENSORFLOW_STAGES = ("stages.train", "stages.tune", "stages.evaluate")
+
+
+def _module_run() -> str | None:
+    """The module of `python -m MODULE`, which imports this package before it sets `__main__`."""
+    argv = sys.orig_argv
+    i = argv.index("-m") if "-m" in argv else len(argv)
+    return argv[i + 1] if i + 1 < len(argv) else None
+
 
 # TensorFlow's C++ warnings drown a stage's log: two 1,000-character "Error in PredictCost()" lines per
 # epoch for the domain randomisation's crop_and_resize, harmless (tensorflow/tensorflow#56904). Its
@@ -25,6 +38,10 @@ from cosmic.utils import StageError, follow_parent, setup_logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 follow_parent()
 apply_from_params()
+if _module_run() in TENSORFLOW_STAGES:
+    # Loaded here, after the CPU settings, so that its import banners (which advise turning off the
+    # oneDNN kernels these settings chose) stay out of the stage's log.
+    import_tensorflow_quietly()
 
 
 def run(stage: str, main: Callable[[params.StageParams], Any], *, also: tuple[type[Exception], ...] = (),

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from cosmic import params
+from cosmic import params, registry
 
 from cosmic.learning import determinism
 from tests.conftest import REPO
@@ -211,6 +211,27 @@ def test_stages_quiet_tensorflows_cpp_warnings_unless_the_shell_asks_for_them(sh
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == expected
+
+
+@pytest.mark.slow
+def test_tensorflow_stages_start_without_tensorflows_import_banners():
+    """A training stage prints no oneDNN or absl banner while TensorFlow loads; TF_CPP_MIN_LOG_LEVEL=0 shows them."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(PYTHONPATH=str(REPO))
+    usage = "usage: python -m stages.train STAGE"
+
+    def stderr(command, **extra):
+        done = subprocess.run(command, cwd=REPO, env={**env, **extra}, capture_output=True, text=True, timeout=300)
+        return done.stderr
+
+    # Unknown stage: everything is imported, then the usage line is the only output.
+    assert stderr([sys.executable, "-m", "stages.train", "no_such_stage"]).splitlines() == [
+        f"{usage}, where STAGE is one of {', '.join(m.stage for m in registry.MODELS)}"]
+    plain = stderr([sys.executable, "-c", "import tensorflow"], TF_CPP_MIN_LOG_LEVEL="0")
+    if "absl::InitializeLog" not in plain:
+        pytest.skip("TensorFlow prints no import banner on this machine, even at TF_CPP_MIN_LOG_LEVEL=0")
+    shown = stderr([sys.executable, "-m", "stages.train", "no_such_stage"], TF_CPP_MIN_LOG_LEVEL="0")
+    assert "absl::InitializeLog" in shown and usage in shown
 
 
 THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")

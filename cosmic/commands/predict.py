@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosmic.cli import native_stderr_silenced, program_name
+from cosmic.cli import import_tensorflow_quietly, program_name
 from cosmic.data.imageops import Crop, ImageError, cut_resize, open_converted
 from cosmic.learning.modelio import MODEL_FIX, load_model
 from cosmic.params import CROPS
@@ -134,9 +134,7 @@ def load_classifier(model_path: Path | str):
         ModelFileError: naming the file if it is missing, not a Cosmic Classifier model, or
             its input/output shapes do not match the record.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr_silenced():
-        import tensorflow  # noqa: F401  (loaded here, with its banners silenced)
+    import_tensorflow_quietly()
 
     try:
         model, record = load_model(model_path)

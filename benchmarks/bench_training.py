@@ -19,7 +19,7 @@ import pandas as pd
 from cosmic import params
 from cosmic.learning.augment import AlbumentationsBatch, basic_augment
 from cosmic.learning.datasets import make_dataset
-from cosmic.learning.models import build_baseline, build_transfer
+from cosmic.learning.models import build_baseline, build_transfer, resolve_scaling
 from cosmic.data.packing import Arrays
 from cosmic.learning.training import compile_model, set_determinism
 
@@ -75,9 +75,10 @@ def main() -> None:
                                                tb.cnn.dense_units, tb.cnn.dropout),
             "transfer (head, pretrained)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha,
                                                                   tt.dropout)[0],
-            # From random weights, input_scaling auto standardises each image; ImageNet's scaling beside it.
-            "transfer (scratch)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha, tt.dropout,
-                                                         freeze_base=False, scaling="per_image")[0],
+            # From random weights, input_scaling auto scales each image by its galaxy; ImageNet's scaling beside it.
+            "transfer (scratch)": lambda: build_transfer(
+                args.image_size, tt.input_size, tt.alpha, tt.dropout, freeze_base=False,
+                scaling=resolve_scaling(tt.input_scaling, pretrained=False))[0],
             "transfer (scratch, imagenet scaling)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha,
                                                                            tt.dropout, freeze_base=False)[0],
         }

@@ -540,8 +540,8 @@ class TrainTransfer:
     on_missing_weights: str = choice(("random", "error"), help="weights not found offline: random init or fail")
     alpha: float = number(0.0, 2.0, low_open=True, help="MobileNetV2 width multiplier")
     dropout: float = number(0.0, 0.95, help="dropout rate before the output")
-    input_scaling: str = choice(("auto", "per_image", "imagenet"),
-                                help="auto: per_image from random weights, imagenet with pretrained ones")
+    input_scaling: str = choice(("auto", "galaxy", "per_image", "imagenet"),
+                                help="auto: galaxy from random weights, imagenet with pretrained ones")
     learning_rate: float = number(0, 1, low_open=True, help="learning rate of the head, backbone frozen")
     head_epochs: int = integer(1, help="most epochs of training the head")
     fine_tune_layers: int = integer(0, help="top backbone layers unfrozen for fine-tuning")

@@ -43,8 +43,8 @@ train, val = Arrays(images[:32], labels[:32], np.arange(32)), Arrays(images[32:]
 augment = with_domain_randomization(basic_augment, params.base(params.load(sys.argv[3])).domain)
 weights = {}
 for name, model in (("cnn", build_baseline(32, (8, 16), 3, 16, 0.5)),
-                    # As the stage builds it from random weights (input_scaling auto: per-image standardisation).
-                    ("mobilenet", build_transfer(32, 32, 0.35, 0.2, freeze_base=False, scaling="per_image")[0])):
+                    # As the stage builds it from random weights (input_scaling auto: galaxy scaling).
+                    ("mobilenet", build_transfer(32, 32, 0.35, 0.2, freeze_base=False, scaling="galaxy")[0])):
     fit(model, train, val, phases=[Phase("train", 2, 1e-3)], batch_size=16, patience=2, seed=42, augment=augment)
     weights.update({f"{name}/{i}": np.asarray(w) for i, w in enumerate(model.weights)})
 np.savez(sys.argv[2], **weights)

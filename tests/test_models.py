@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cosmic import params
-from cosmic.learning.models import build_baseline, build_transfer, resolve_scaling, tuned_baseline, unfreeze_top
+from cosmic.learning.models import (build_baseline, build_transfer, galaxy_scaled, resolve_scaling, tuned_baseline,
+                                   unfreeze_top)
 from cosmic.learning.tuning import HyperModel
 from cosmic.learning.errors import TrainingError
 from tests.test_params import RAW
@@ -56,14 +57,38 @@ def test_per_image_scaling_ignores_the_brightness_and_contrast_of_a_rendering():
     assert "standardize" not in [la.name for la in imagenet.layers]
 
 
+def _blob(side: int, sigma: float, sky: float = 20.0, peak: float = 150.0) -> np.ndarray:
+    """A round galaxy of width `sigma` pixels at the centre of a flat sky, as [0, 255] RGB."""
+    r = np.hypot(*np.indices((side, side)) - (side - 1) / 2)
+    grey = sky + peak * np.exp(-0.5 * (r / sigma) ** 2)
+    return np.repeat(grey[None, :, :, None], 3, axis=-1).astype(np.float32)
+
+
+def test_galaxy_scaling_keeps_a_galaxys_values_whatever_its_share_of_the_frame():
+    inputs = keras.Input((32, 32, 3))
+    seen = keras.Model(inputs, galaxy_scaled(inputs))
+    small, large = _blob(32, 2.0), _blob(32, 5.0)  # the same galaxy at two pixel scales
+    for image in (small, large):
+        scaled = np.asarray(seen(image))[0]
+        assert abs(scaled[15:17, 15:17].mean() - 1) < 1e-5  # its centre
+        assert abs(scaled[0, :].mean()) < 0.01  # the sky
+        # A survey's sky level, exposure and linear stretch (a * v + b) change nothing.
+        assert np.allclose(np.asarray(seen(0.4 * image + 30))[0], scaled, atol=1e-4)
+    # Standardising over all pixels instead gives the galaxy other values at the other scale.
+    standardized = [(b - b.mean()) / b.std() for b in (small, large)]
+    assert abs(standardized[0][0, 15, 15, 0] - standardized[1][0, 15, 15, 0]) > 1
+    model, _ = build_transfer(32, input_size=32, alpha=0.35, freeze_base=False, scaling="galaxy")
+    assert {"galaxy_centre", "galaxy_inner"} <= {la.name for la in model.layers}
+
+
 def test_an_unknown_input_scaling_is_named():
-    with pytest.raises(ValueError, match=r"scaling is 'zscore'; expected one of imagenet, per_image"):
+    with pytest.raises(ValueError, match=r"scaling is 'zscore'; expected one of imagenet, per_image, galaxy"):
         build_transfer(32, input_size=32, alpha=0.35, scaling="zscore")
 
 
 def test_auto_scaling_follows_the_weights_and_an_explicit_one_is_kept():
     assert resolve_scaling("auto", pretrained=True) == "imagenet"
-    assert resolve_scaling("auto", pretrained=False) == "per_image"
+    assert resolve_scaling("auto", pretrained=False) == "galaxy"
     assert resolve_scaling("imagenet", pretrained=False) == "imagenet"
     assert resolve_scaling("per_image", pretrained=True) == "per_image"
 

@@ -141,7 +141,7 @@ def test_transfer_without_weights_says_so(workspace):
     # The tiny configuration uses a 32-px MobileNetV2, for which no ImageNet weights exist.
     assert "no ImageNet weights exist for input_size 32" in training["weights_note"]
     assert training["schedule"] == "scratch" and set(training["phases"]) == {"scratch"}
-    assert training["input_scaling"] == "per_image"  # input_scaling: auto, from random weights
+    assert training["input_scaling"] == "galaxy"  # input_scaling: auto, from random weights
     report = (workspace / "metrics/report.md").read_text()
     assert "transfer model was NOT pretrained" in report
 

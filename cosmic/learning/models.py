@@ -70,7 +70,7 @@ def output_dtype() -> str | None:
 SCRATCH_BN_MOMENTUM = 0.9
 
 # The input scalings of `build_transfer`.
-INPUT_SCALINGS = ("imagenet", "per_image")
+INPUT_SCALINGS = ("imagenet", "per_image", "galaxy")
 
 
 def resolve_scaling(spec: str, pretrained: bool) -> str:
@@ -82,15 +82,42 @@ def resolve_scaling(spec: str, pretrained: bool) -> str:
 
     Returns:
         `spec` itself, or for "auto" the [-1, 1] scaling pretrained weights were trained with and
-        per-image standardisation from random weights.
+        the galaxy scaling (`galaxy_scaled`) from random weights.
     """
     if spec != "auto":
         return spec
-    return "imagenet" if pretrained else "per_image"
+    return "imagenet" if pretrained else "galaxy"
 
 
 # Per-image standardisation divides by sqrt(variance + this): at least one grey level (2/255 in [-1, 1]).
 _ONE_GREY_LEVEL_VARIANCE = (2.0 / 255.0) ** 2
+# Galaxy scaling divides by the central brightness above the sky, at least two grey levels.
+_TWO_GREY_LEVELS = 4.0 / 255.0
+
+
+def galaxy_scaled(x):
+    """Each square minus its sky level, over the galaxy's central brightness above that sky.
+
+    The sky level is the mean of the square's outer band and the central brightness the mean of
+    its central square, each 1/16 of the side wide. Neither depends on how much of the square the
+    galaxy covers, so a galaxy keeps its values whatever the cutout's scale, unlike a standardisation
+    by the mean and standard deviation over all pixels, which a larger share of sky changes.
+
+    Args:
+        x: symbolic (batch, side, side, channels) images, channels scaled alike.
+
+    Returns:
+        The scaled images: about 0 on the sky and 1 at the galaxy's centre.
+    """
+    side = int(x.shape[1])
+    band = max(1, side // 16)
+    centre = keras.ops.mean(layers.Cropping2D((side - band) // 2, name="galaxy_centre")(x), axis=(1, 2, 3),
+                            keepdims=True)
+    inner = keras.ops.mean(layers.Cropping2D(band, name="galaxy_inner")(x), axis=(1, 2, 3), keepdims=True)
+    whole = keras.ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    inner_side = side - 2 * band
+    sky = (whole * side * side - inner * inner_side * inner_side) / (side * side - inner_side * inner_side)
+    return (x - sky) / keras.ops.maximum(centre - sky, _TWO_GREY_LEVELS)
 
 
 def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dropout: float = 0.2,
@@ -110,10 +137,12 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
             (see `cosmic.learning.weights.resolve_mobilenet_weights`).
         freeze_base: freeze the base and run its BatchNorm in inference mode (pretrained
             features); False trains every layer, BatchNorm included (training from scratch).
-        scaling: "imagenet", the [-1, 1] scaling ImageNet weights were trained with, or
-            "per_image", which then standardises each image to mean 0 and standard deviation 1
-            over its pixels and channels, so that the sky level, exposure and contrast of a
-            survey's rendering do not reach the network.
+        scaling: "imagenet", the [-1, 1] scaling ImageNet weights were trained with; "galaxy",
+            which then subtracts each image's sky level and divides by the galaxy's central
+            brightness above it (`galaxy_scaled`), so that neither a survey's sky level and
+            exposure nor the galaxy's share of the frame reach the network; or "per_image", which
+            standardises each image to mean 0 and standard deviation 1 over its pixels and
+            channels (a larger share of sky changes both).
         name: model name.
 
     Raises:
@@ -138,6 +167,8 @@ def build_transfer(image_size: int, input_size: int = 96, alpha: float = 1.0, dr
     if input_size != image_size:
         x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(x)
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenet_preprocess")(x)
+    if scaling == "galaxy":
+        x = galaxy_scaled(x)
     if scaling == "per_image":
         # A LayerNormalization without weights is exactly that, and needs no custom object to load.
         x = layers.LayerNormalization(axis=(1, 2, 3), center=False, scale=False, epsilon=_ONE_GREY_LEVEL_VARIANCE,

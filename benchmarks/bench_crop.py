@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.p
 from machine import cpu_description  # noqa: E402
 from cosmic import paths  # noqa: E402
 from cosmic.data.imageops import Crop, crop_resize, open_rgb, petrosian_radius  # noqa: E402
-from cosmic.commands.predict import IMAGE_EXTENSIONS, positive_int  # noqa: E402
+from cosmic.cli import positive_int  # noqa: E402
+from cosmic.commands.predict import IMAGE_EXTENSIONS  # noqa: E402
 from cosmic.evaluation.report import markdown_table  # noqa: E402
 
 SIZE = 64

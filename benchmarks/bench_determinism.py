@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 from machine import cpu_description  # noqa: E402
 import othercpu  # noqa: E402
-from cosmic.commands.predict import positive_int  # noqa: E402
+from cosmic.cli import positive_int  # noqa: E402
 from cosmic.learning.determinism import CPU_ENV_KEYS, deterministic_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/machine.py
 from machine import cpu_description  # noqa: E402
 from cosmic import paths, registry  # noqa: E402
-from cosmic.commands.predict import ModelFileError, positive_int, write_atomic  # noqa: E402
+from cosmic.cli import positive_int  # noqa: E402
+from cosmic.commands.predict import ModelFileError, write_atomic  # noqa: E402
 from cosmic.evaluation.report import decimal, markdown_table, percent  # noqa: E402
 from cosmic.commands.score import LayoutError, expected_layout, score_folder  # noqa: E402
 from cosmic.utils import write_json  # noqa: E402

@@ -33,7 +33,8 @@ from bench_realsky import model_files  # noqa: E402
 from machine import cpu_description  # noqa: E402
 from cosmic import paths  # noqa: E402
 from cosmic.data.imageops import open_rgb  # noqa: E402
-from cosmic.commands.predict import IMAGE_EXTENSIONS, positive_int, write_atomic  # noqa: E402
+from cosmic.cli import positive_int  # noqa: E402
+from cosmic.commands.predict import IMAGE_EXTENSIONS, write_atomic  # noqa: E402
 from cosmic.evaluation.report import decimal, markdown_table, percent  # noqa: E402
 from cosmic.commands.score import score_folder  # noqa: E402
 

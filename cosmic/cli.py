@@ -1,7 +1,8 @@
-"""What the command-line tools share: their program name and a quiet TensorFlow start."""
+"""What the command-line tools share: their program name, argument types and a quiet TensorFlow start."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -12,6 +13,17 @@ def program_name(module: str) -> str:
     """`cosmic-<module>` when run as that console script, else `python -m cosmic.commands.<module>`."""
     script = f"cosmic-{module.replace('_', '-')}"
     return script if Path(sys.argv[0]).name == script else f"python -m cosmic.commands.{module}"
+
+
+def positive_int(value: str) -> int:
+    """argparse type for counts such as --batch-size: an integer >= 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return n
 
 
 @contextlib.contextmanager

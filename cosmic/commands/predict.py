@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cosmic.cli import import_tensorflow_quietly, program_name
+from cosmic.cli import import_tensorflow_quietly, positive_int, program_name
 from cosmic.data.imageops import Crop, ImageError, cut_resize, open_converted
 from cosmic.learning.modelio import MODEL_FIX, load_model
 from cosmic.params import CROPS
@@ -280,17 +280,6 @@ def _output_path(value: str) -> Path:
     if path.suffix.lower() not in OUTPUT_FORMATS:
         raise argparse.ArgumentTypeError(f"{value}: output must end in .csv or .json")
     return path
-
-
-def positive_int(value: str) -> int:
-    """argparse type for --batch-size: an integer >= 1."""
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
-    return n
 
 
 def build_parser() -> argparse.ArgumentParser:

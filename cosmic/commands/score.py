@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cosmic.cli import program_name
-from cosmic.commands.predict import MODEL_FIX, ModelFileError, expand_inputs, load_classifier, positive_int, predict_files_tta
+from cosmic.cli import positive_int, program_name
+from cosmic.commands.predict import MODEL_FIX, ModelFileError, expand_inputs, load_classifier, predict_files_tta
 from cosmic.evaluation.report import decimal, markdown_table, percent
 from cosmic.utils import write_json
 

@@ -3,9 +3,8 @@
 Python imports this package before any stage module, so this is where the process is prepared for
 TensorFlow, which reads its CPU settings once, when it loads: `base.deterministic`, `base.threads`
 and `base.cpu_isa` go into the environment first, then the stages that use TensorFlow load it without
-its import banners. A tuner chief or worker (a child of the tune
-stage) also ties its life to the stage here, before TensorFlow's seconds-long import, so that none
-outlives a stage killed meanwhile.
+its import banners. A tuner chief or worker (a child of the tune stage) also ties its life to the
+stage here, before TensorFlow's seconds-long import, so that none outlives a stage killed meanwhile.
 """
 
 from __future__ import annotations

@@ -578,6 +578,8 @@ class Tune:
     epochs_per_trial: int = integer(1, help="epochs of training per trial")
     objective: str = choice(("val_accuracy", "val_loss", "val_auc"), help="validation metric the search optimises")
     kernel_size: int = integer(1, 15, help="Conv2D kernel side of every trial")
+    input_scaling: str = choice(("unit", "galaxy"), help="unit: pixels / 255; galaxy: minus the sky, over the "
+                                "galaxy's central brightness")
     space: SearchSpace = nested(SearchSpace, help="the hyperparameters searched")
     batch_size: int = integer(1, 4096, help="training batch size of every trial")
     augmentation: Augmentation = _declare(_AugmentKind("none | basic | albumentations (the `augment` section)"))

@@ -30,7 +30,7 @@ def main(p: params.StageParams) -> None:
     train_ds = make_dataset(train, t.batch_size, shuffle=True, seed=base.seed, augment=augment)
     val_ds = make_dataset(val, t.batch_size)
 
-    hypermodel = HyperModel(base.image_size, t.space, t.kernel_size)
+    hypermodel = HyperModel(base.image_size, t.space, t.kernel_size, t.input_scaling)
     tuner = make_tuner(t.tuner, hypermodel, t.objective, t.max_trials, t.epochs_per_trial, base.seed,
                        paths.TUNER_WORKDIR, fresh=role is None)
     if role not in (None, cluster.CHIEF):

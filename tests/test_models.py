@@ -81,9 +81,26 @@ def test_galaxy_scaling_keeps_a_galaxys_values_whatever_its_share_of_the_frame()
     assert {"galaxy_centre", "galaxy_inner"} <= {la.name for la in model.layers}
 
 
+def test_the_cnn_scales_by_its_galaxy_when_asked():
+    images = np.stack([_blob(32, 2.0)[0], _blob(32, 5.0)[0]])
+    unit = build_baseline(32, filters=(4, 8), dense_units=8)
+    galaxy = build_baseline(32, filters=(4, 8), dense_units=8, scaling="galaxy")
+    assert unit.count_params() == galaxy.count_params()
+    assert "galaxy_centre" in {la.name for la in galaxy.layers} and "scale_0_1" in {la.name for la in unit.layers}
+    # What the first convolution sees: a galaxy's centre at 1 over a sky at 0, whatever the stretch a * v + b.
+    seen = keras.Model(galaxy.input, galaxy.get_layer("conv1").input)
+    scaled = np.asarray(seen(images))
+    assert np.allclose(scaled[:, 15:17, 15:17].mean(axis=(1, 2, 3)), 1, atol=1e-5)
+    assert np.allclose(np.asarray(seen(0.4 * images + 30)), scaled, atol=1e-4)
+    assert np.allclose(galaxy.predict(0.4 * images + 30, verbose=0), galaxy.predict(images, verbose=0), atol=1e-5)
+    assert not np.allclose(unit.predict(0.4 * images + 30, verbose=0), unit.predict(images, verbose=0), atol=1e-5)
+
+
 def test_an_unknown_input_scaling_is_named():
     with pytest.raises(ValueError, match=r"scaling is 'zscore'; expected one of imagenet, per_image, galaxy"):
         build_transfer(32, input_size=32, alpha=0.35, scaling="zscore")
+    with pytest.raises(ValueError, match=r"scaling is 'imagenet'; expected one of unit, galaxy"):
+        build_baseline(32, scaling="imagenet")
 
 
 def test_auto_scaling_follows_the_weights_and_an_explicit_one_is_kept():
@@ -105,7 +122,7 @@ def test_unfreeze_top_keeps_batchnorm_frozen():
 
 def test_hypermodel_maps_hp_to_the_baseline_builder_and_round_trips():
     p = params.tune(RAW)
-    hm = HyperModel(32, p.space, p.kernel_size)
+    hm = HyperModel(32, p.space, p.kernel_size, p.input_scaling)
     hp = kt.HyperParameters()
     model = hm(hp)
     assert set(hp.values) == {"filters_block1", "filters_block2", "filters_block3", "dense_units", "dropout",
@@ -120,6 +137,9 @@ def test_hypermodel_maps_hp_to_the_baseline_builder_and_round_trips():
     assert lr == lr_again == hp.values["learning_rate"]
     conv1 = again.get_layer("conv1")
     assert conv1.filters == hp.values["filters_block1"] and conv1.kernel_size == (p.kernel_size,) * 2
+    # The scaling is the stage's, not searched: every trial and the rebuilt model use it.
+    assert "scaling" not in hp.values and record["model"]["scaling"] == p.input_scaling
+    assert ("galaxy_centre" in {la.name for la in again.layers}) == (p.input_scaling == "galaxy")
 
 
 def test_transfer_schedule_depends_on_pretraining():

@@ -263,6 +263,7 @@ def test_schema_lists_exactly_the_committed_keys():
 
 def test_the_augment_section_is_read_only_by_stages_that_choose_albumentations():
     raw = copy.deepcopy(RAW)
+    raw["tune"]["augment"] = raw["train_optimized"]["augment"] = "albumentations"
     assert params.tune(raw).augmentation == params.train_optimized(raw).fit.augmentation == params.Augmentation(
         "albumentations", params.albumentations(raw))
     assert params.train_baseline(raw).fit.augmentation == params.Augmentation("basic", None)

@@ -12,9 +12,13 @@ from cosmic.learning.errors import TrainingError
 # Every builder's output layer: one sigmoid unit, p(spiral).
 OUTPUT_LAYER = "p_spiral"
 
+# The input scalings of `build_baseline`.
+CNN_SCALINGS = ("unit", "galaxy")
+
 
 def build_baseline(image_size: int, filters: tuple[int, ...] = (32, 64, 128), kernel_size: int = 3,
-                   dense_units: int = 128, dropout: float = 0.5, name: str = "baseline_cnn") -> keras.Model:
+                   dense_units: int = 128, dropout: float = 0.5, scaling: str = "unit",
+                   name: str = "baseline_cnn") -> keras.Model:
     """The reference's custom CNN: Conv2D+MaxPooling blocks, then a dense head with dropout.
 
     Args:
@@ -23,13 +27,23 @@ def build_baseline(image_size: int, filters: tuple[int, ...] = (32, 64, 128), ke
         kernel_size: Conv2D kernel side.
         dense_units: units of the hidden dense layer.
         dropout: dropout rate before the output.
+        scaling: one of CNN_SCALINGS: "unit" divides the pixels by 255 (the reference's); "galaxy"
+            then subtracts the sky and divides by the galaxy's central brightness (`galaxy_scaled`).
         name: model name.
 
     Returns:
         An uncompiled model with one sigmoid output, p(spiral).
+
+    Raises:
+        ValueError: if `scaling` is not one of CNN_SCALINGS.
     """
+    if scaling not in CNN_SCALINGS:
+        raise ValueError(f"scaling is {scaling!r}; expected one of {', '.join(CNN_SCALINGS)}")
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = layers.Rescaling(1.0 / 255, name="scale_0_1")(inputs)
+    if scaling == "unit":
+        x = layers.Rescaling(1.0 / 255, name="scale_0_1")(inputs)
+    else:
+        x = galaxy_scaled(layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_pm1")(inputs))
     for i, f in enumerate(filters, start=1):
         x = layers.Conv2D(f, kernel_size, padding="same", activation="relu", name=f"conv{i}")(x)
         x = layers.MaxPooling2D(name=f"pool{i}")(x)

@@ -26,8 +26,8 @@ OBJECTIVE_DIRECTION = {"val_accuracy": "max", "val_auc": "max", "val_loss": "min
 class HyperModel:
     """Maps `hp` values to `build_baseline` arguments; the search space comes from params."""
 
-    def __init__(self, image_size: int, space: SearchSpace, kernel_size: int):
-        self.image_size, self.space, self.kernel_size = image_size, space, kernel_size
+    def __init__(self, image_size: int, space: SearchSpace, kernel_size: int, scaling: str = "unit"):
+        self.image_size, self.space, self.kernel_size, self.scaling = image_size, space, kernel_size, scaling
 
     def declare(self, hp: kt.HyperParameters) -> dict:
         """Register the search space in `hp` and return the builder arguments it picks."""
@@ -45,7 +45,7 @@ class HyperModel:
         """The `build_baseline` keyword arguments and the learning rate that `hp` picks."""
         args = self.declare(hp)
         learning_rate = args.pop("learning_rate")
-        return {**args, "kernel_size": self.kernel_size}, learning_rate
+        return {**args, "kernel_size": self.kernel_size, "scaling": self.scaling}, learning_rate
 
     def __call__(self, hp: kt.HyperParameters) -> keras.Model:
         args, learning_rate = self.builder_args(hp)

@@ -66,6 +66,7 @@ def main() -> None:
         alb = AlbumentationsBatch(params.albumentations(raw)).tf_apply
         tb = params.train_baseline(raw)
         tt = params.train_transfer(raw)
+        tune = params.tune(raw)
         rows = []
         for aug_name, aug in (("none", None), ("basic", basic_augment), ("albumentations", alb)):
             rows.append({"model": "input pipeline only", "augment": aug_name,
@@ -73,6 +74,10 @@ def main() -> None:
         builders = {
             "baseline": lambda: build_baseline(args.image_size, tb.cnn.filters, tb.cnn.kernel_size,
                                                tb.cnn.dense_units, tb.cnn.dropout),
+            # The optimized CNN is this CNN with the tuned sizes and tune.input_scaling (galaxy by default).
+            f"baseline, {tune.input_scaling} scaling": lambda: build_baseline(
+                args.image_size, tb.cnn.filters, tb.cnn.kernel_size, tb.cnn.dense_units, tb.cnn.dropout,
+                scaling=tune.input_scaling),
             "transfer (head, pretrained)": lambda: build_transfer(args.image_size, tt.input_size, tt.alpha,
                                                                   tt.dropout)[0],
             # From random weights, input_scaling auto scales each image by its galaxy; ImageNet's scaling beside it.

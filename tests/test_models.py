@@ -178,3 +178,8 @@ def test_tuned_baseline_names_a_record_from_an_older_tune():
     old = {"hyperparameters": {"dense_units": 16}, "kernel_size": 3}
     with pytest.raises(TrainingError, match=r"best_hparams.json has no 'model' builder arguments.*re-run it"):
         tuned_baseline(32, old, Path("models/tune/best_hparams.json"))
+    # Written before tune.input_scaling: the model would be fed differently from how it was tuned.
+    no_scaling = {"model": {"filters": [4, 8], "kernel_size": 3, "dense_units": 8, "dropout": 0.5},
+                  "learning_rate": 1e-3}
+    with pytest.raises(TrainingError, match=r"no 'model' builder arguments \(with its 'scaling'\).*dvc repro tune"):
+        tuned_baseline(32, no_scaling, Path("models/tune/best_hparams.json"))

@@ -151,12 +151,13 @@ def test_tune_outputs(workspace):
     hp = best["hyperparameters"]
     assert set(hp) >= {"filters_block1", "dense_units", "dropout", "learning_rate"}
     assert best["model"] == {"filters": [hp["filters_block1"], hp["filters_block2"], hp["filters_block3"]],
-                             "kernel_size": 3, "dense_units": hp["dense_units"], "dropout": hp["dropout"]}
+                             "kernel_size": 3, "dense_units": hp["dense_units"], "dropout": hp["dropout"],
+                             "scaling": "galaxy"}  # tune.input_scaling, not searched
     assert best["learning_rate"] == hp["learning_rate"]
     assert (workspace / "models/tune/trials.csv").read_text().count("\n") == 2
     assert (workspace / "plots/tune_trials.png").is_file()
     training = read_preprocessing(workspace / "models/train_optimized.keras")["training"]
-    assert training["hyperparameters"] == best["hyperparameters"]
+    assert training["hyperparameters"] == best["hyperparameters"] and training["input_scaling"] == "galaxy"
     assert training["phases"]["train"]["learning_rate"] == best["hyperparameters"]["learning_rate"]
     assert _json(workspace, "metrics/tune.json")["best_hyperparameters"] == best["hyperparameters"]
 

@@ -63,11 +63,12 @@ def tuned_baseline(image_size: int, best: dict, source: Path, name: str = "optim
         source: the file `best` was read from, for the error message.
 
     Raises:
-        TrainingError: naming `source` when it holds no builder arguments (written by an older tune).
+        TrainingError: naming `source` when it holds no builder arguments, input scaling included
+            (written by an older tune).
     """
-    if not isinstance(best.get("model"), dict) or "learning_rate" not in best:
-        raise TrainingError(f"{source} has no 'model' builder arguments and 'learning_rate'; it was written by an "
-                         "older tune stage: re-run it (dvc repro tune)")
+    if not isinstance(best.get("model"), dict) or "scaling" not in best["model"] or "learning_rate" not in best:
+        raise TrainingError(f"{source} has no 'model' builder arguments (with its 'scaling') and 'learning_rate'; "
+                            "it was written by an older tune stage: re-run it (dvc repro tune)")
     return build_baseline(image_size, name=name, **best["model"]), float(best["learning_rate"])
 
 

@@ -61,4 +61,4 @@ def optimized(base: Base, p: TrainOptimized, dist: Distribution) -> Recipe:
     with dist.scope():
         model, learning_rate = tuned_baseline(base.image_size, best, paths.BEST_HPARAMS)
     return Recipe(model, [Phase("train", p.epochs, learning_rate)], {"hyperparameters": best["hyperparameters"],
-                                                                   "input_scaling": best["model"].get("scaling", "unit")})
+                                                                   "input_scaling": best["model"]["scaling"]})

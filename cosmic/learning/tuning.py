@@ -26,7 +26,7 @@ OBJECTIVE_DIRECTION = {"val_accuracy": "max", "val_auc": "max", "val_loss": "min
 class HyperModel:
     """Maps `hp` values to `build_baseline` arguments; the search space comes from params."""
 
-    def __init__(self, image_size: int, space: SearchSpace, kernel_size: int, scaling: str = "unit"):
+    def __init__(self, image_size: int, space: SearchSpace, kernel_size: int, scaling: str):
         self.image_size, self.space, self.kernel_size, self.scaling = image_size, space, kernel_size, scaling
 
     def declare(self, hp: kt.HyperParameters) -> dict:
